@@ -1,0 +1,160 @@
+//! The `fstore` command line: definitions → registry, and (in later commands) samples,
+//! materialization, serving and streaming.
+
+mod describe;
+mod exit;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use fstore_registry::{Applied, Registry};
+
+use crate::exit::CliError;
+
+/// fstore: feature definitions in git, compiled into a versioned registry; consistent
+/// training samples and online features.
+#[derive(Parser, Debug)]
+#[command(name = "fstore", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Debug)]
+struct RegistryArg {
+    /// Registry folder (created by `apply`).
+    #[arg(long, env = "FSTORE_REGISTRY", default_value = ".fstore/registry")]
+    registry: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Checks the definitions in DIR; exits 2 on any error.
+    Validate {
+        /// Definitions folder (every *.sql file under it).
+        dir: PathBuf,
+    },
+    /// Shows what `apply` would change, each change compatible or breaking.
+    Plan {
+        dir: PathBuf,
+        #[command(flatten)]
+        registry: RegistryArg,
+        /// Plan as if breaking changes other than to feature groups were allowed.
+        #[arg(long)]
+        allow_breaking: bool,
+    },
+    /// Compiles DIR into a new immutable registry version (no-op when nothing changed).
+    Apply {
+        dir: PathBuf,
+        #[command(flatten)]
+        registry: RegistryArg,
+        /// Allow removals and breaking changes to sources, entities, specs and models.
+        /// Breaking changes to feature groups always need a new VERSION.
+        #[arg(long)]
+        allow_breaking: bool,
+    },
+    /// Prints an object of the current registry version: definition and Arrow schema.
+    Describe {
+        /// Object name (several kinds may share it); `kind:name` picks one
+        /// (entity, source, group, spec, model).
+        name: String,
+        #[command(flatten)]
+        registry: RegistryArg,
+        /// Print the stored canonical JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lists the objects of the current registry version.
+    List {
+        #[command(flatten)]
+        registry: RegistryArg,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => e.report(),
+    }
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Validate { dir } => {
+            let defs = fstore_dsl::load_dir(&dir)?;
+            println!(
+                "ok: {} entities, {} sources, {} feature groups, {} sample specs, {} models in {}",
+                defs.entities.len(),
+                defs.sources.len(),
+                defs.groups.len(),
+                defs.specs.len(),
+                defs.models.len(),
+                dir.display()
+            );
+        }
+        Command::Plan {
+            dir,
+            registry,
+            allow_breaking,
+        } => {
+            let defs = fstore_dsl::load_dir(&dir)?;
+            let reg = Registry::new(&registry.registry);
+            let current = reg.current_version()?;
+            let plan = reg.plan(&defs, allow_breaking)?;
+            match current {
+                Some(v) => println!("registry {} at version {v}", reg.root().display()),
+                None => println!("registry {} is empty", reg.root().display()),
+            }
+            if plan.is_empty() {
+                println!("no changes");
+            } else {
+                println!("{plan}");
+                let refused = plan.refusals().count();
+                if refused > 0 {
+                    println!(
+                        "apply would refuse {refused} change{}",
+                        if refused == 1 { "" } else { "s" }
+                    );
+                } else {
+                    println!("apply would write version {}", current.unwrap_or(0) + 1);
+                }
+            }
+        }
+        Command::Apply {
+            dir,
+            registry,
+            allow_breaking,
+        } => {
+            let defs = fstore_dsl::load_dir(&dir)?;
+            let reg = Registry::new(&registry.registry);
+            match reg.apply(defs, &dir, allow_breaking)? {
+                Applied::Unchanged(v) => println!(
+                    "no changes; registry {} stays at version {v}",
+                    reg.root().display()
+                ),
+                Applied::New { version, plan } => {
+                    println!("{plan}");
+                    println!(
+                        "applied: registry {} is now at version {version}",
+                        reg.root().display()
+                    );
+                }
+            }
+        }
+        Command::Describe {
+            name,
+            registry,
+            json,
+        } => {
+            let snap = Registry::new(&registry.registry).require_current()?;
+            print!("{}", describe::describe(&snap, &name, json)?);
+        }
+        Command::List { registry } => {
+            let snap = Registry::new(&registry.registry).require_current()?;
+            print!("{}", describe::list(&snap));
+        }
+    }
+    Ok(())
+}
