@@ -1206,32 +1206,25 @@ impl SpecResolver<'_> {
                         .names
                         .iter()
                         .position(|n| n == &c.value)
-                        .filter(|&j| j != own || true)
+                        .filter(|&j| j != own) // a column's own name never refers to itself
                     {
                         Some(j) if base_ref(&self.items[j].expr, "", self.scope).is_none() => {
                             Ok(Target::Output(j))
                         }
                         _ => {
-                            let mut known: Vec<String> = self
-                                .scope
-                                .iter()
-                                .map(|s| format!("{}.{}", s.qualifier, s.name))
+                            // Only what a reference can name: base columns and other transforms.
+                            let transforms: Vec<&str> = (0..self.items.len())
+                                .filter(|&j| j != own && base_ref(&self.items[j].expr, "", self.scope).is_none())
+                                .map(|j| self.names[j].as_str())
                                 .collect();
-                            known.extend(self.names.iter().cloned());
-                            let names: Vec<&str> = self
-                                .scope
-                                .iter()
-                                .map(|s| s.name.as_str())
-                                .chain(self.names.iter().map(String::as_str))
-                                .collect();
+                            let mut known: Vec<String> = self.scope.iter().map(|s| format!("{}.{}", s.qualifier, s.name)).collect();
+                            known.extend(transforms.iter().map(|t| t.to_string()));
+                            let names: Vec<&str> = self.scope.iter().map(|s| s.name.as_str()).chain(transforms.iter().copied()).collect();
                             let mut hint = format!("columns in scope: {}", known.join(", "));
                             if let Some(c2) = closest(&c.value, names) {
                                 hint.push_str(&format!("; did you mean \"{c2}\"?"));
                             }
-                            Err(
-                                Diagnostic::new(pos, format!("unknown column \"{}\"", c.value))
-                                    .hint(hint),
-                            )
+                            Err(Diagnostic::new(pos, format!("unknown column \"{}\"", c.value)).hint(hint))
                         }
                     },
                     _ => Err(

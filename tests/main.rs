@@ -1,0 +1,5 @@
+//! End-to-end tests of the `fstore` binary and of the real servers the suite starts.
+
+mod cli;
+mod services;
+mod support;

@@ -1,0 +1,63 @@
+//! Helpers shared by the end-to-end tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A service endpoint from the environment. Without it the test is skipped with a message,
+/// unless `FSTORE_REQUIRE_SERVICES=1`, where a missing service is a failure.
+pub fn service(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            if std::env::var("FSTORE_REQUIRE_SERVICES").as_deref() == Ok("1") {
+                panic!("{var} is not set but FSTORE_REQUIRE_SERVICES=1: run the suite with scripts/test.sh");
+            }
+            eprintln!("skipped: {var} is not set (scripts/test.sh starts the servers)");
+            None
+        }
+    }
+}
+
+/// A name no other test or run uses.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}-{}-{nanos}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs the fstore binary.
+pub fn fstore(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fstore"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("FSTORE_REGISTRY")
+        .output()
+        .expect("fstore runs")
+}
+
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// Copies a folder of definitions (only `*.sql`) into `to`.
+pub fn copy_defs(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "sql") {
+            std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
+/// Replaces `from` with `to` in a file, asserting `from` is there.
+pub fn edit(path: &Path, from: &str, to: &str) {
+    let s = std::fs::read_to_string(path).unwrap();
+    assert!(s.contains(from), "{} does not contain {from:?}", path.display());
+    std::fs::write(path, s.replacen(from, to, 1)).unwrap();
+}
