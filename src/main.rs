@@ -3,6 +3,7 @@
 
 mod describe;
 mod exit;
+mod datagen;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,6 +65,17 @@ enum Command {
         /// Print the stored canonical JSON instead.
         #[arg(long)]
         json: bool,
+    },
+    /// Generates a data set for an example (`ctr`): Parquet, JSON lines, arrival-ordered
+    /// events and the edge cases planted, deterministic for a seed.
+    Gen {
+        /// The example to generate for; only `ctr` exists.
+        example: String,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        args: datagen::GenArgs,
     },
     /// Lists the objects of the current registry version.
     List {
@@ -150,6 +162,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
         } => {
             let snap = Registry::new(&registry.registry).require_current()?;
             print!("{}", describe::describe(&snap, &name, json)?);
+        }
+        Command::Gen { example, out, args } => {
+            if example != "ctr" {
+                return Err(CliError::user(format!("unknown example \"{example}\" (known: ctr)")));
+            }
+            datagen::generate(&args, &out).map_err(|e| CliError { user: false, message: format!("{e:#}") })?;
         }
         Command::List { registry } => {
             let snap = Registry::new(&registry.registry).require_current()?;

@@ -159,3 +159,33 @@ fn describe_prints_schemas_and_reports_unknown_names() {
     assert_eq!(unknown.status.code(), Some(2));
     assert!(text(&unknown).contains("known: item"), "{}", text(&unknown));
 }
+
+#[test]
+fn the_example_data_is_what_the_generator_writes() {
+    let root = repo();
+    let out = tempfile::tempdir().unwrap();
+    let generated = fstore(&["gen", "ctr", "--out", out.path().to_str().unwrap()], &root);
+    assert_eq!(generated.status.code(), Some(0), "{}", text(&generated));
+    let committed = root.join("examples/ctr/data");
+    let mut names: Vec<String> = fs::read_dir(&committed).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert!(names.len() >= 8, "{names:?}");
+    for name in names {
+        let a = fs::read(committed.join(&name)).unwrap();
+        let b = fs::read(out.path().join(&name)).unwrap_or_default();
+        assert!(a == b, "examples/ctr/data/{name} differs from `fstore gen ctr` output; regenerate it");
+    }
+    // The planted edge cases are there.
+    let meta: serde_json::Value = serde_json::from_slice(&fs::read(committed.join("gen_meta.json")).unwrap()).unwrap();
+    for key in [
+        "up_ts_equals_impression", "up_exactly_ttl_before", "up_ttl_plus_1us_before", "is_exactly_ttl_before",
+        "is_ttl_plus_1us_before", "users_without_profile", "items_without_stats", "impressions_dup_user_ts_targets",
+        "impressions_plus_1d", "impressions_plus_7d", "impressions_plus_1d_minus_1us", "profile_ties", "special_floats",
+        "int64_beyond_2_53", "empty_strings", "events_late_impressions",
+    ] {
+        assert!(meta["edge_cases"][key].as_u64().unwrap_or(0) > 0, "no {key} planted: {meta}");
+    }
+    let events = fs::read_to_string(committed.join("events.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(events.lines().next().unwrap()).unwrap();
+    assert_eq!(first.as_object().unwrap().keys().next().unwrap(), "table");
+}
