@@ -100,10 +100,31 @@ impl Rng {
 }
 
 const CITIES: [&str; 14] = [
-    "Paris", "Москва", "東京", "Zürich", "São Paulo", "القاهرة", "🏙️ Gotham", "Quote\"Back\\slash", "Tab\tCity", "Kraków", "Ελλάδα",
-    "New York", "Hà Nội", "İstanbul",
+    "Paris",
+    "Москва",
+    "東京",
+    "Zürich",
+    "São Paulo",
+    "القاهرة",
+    "🏙️ Gotham",
+    "Quote\"Back\\slash",
+    "Tab\tCity",
+    "Kraków",
+    "Ελλάδα",
+    "New York",
+    "Hà Nội",
+    "İstanbul",
 ];
-const CATEGORIES: [&str; 8] = ["books", "electronics", "🎮 games", "家電", "mode & beauté", "jouets", "игрушки", "Spielwaren"];
+const CATEGORIES: [&str; 8] = [
+    "books",
+    "electronics",
+    "🎮 games",
+    "家電",
+    "mode & beauté",
+    "jouets",
+    "игрушки",
+    "Spielwaren",
+];
 
 struct Gen {
     rng: Rng,
@@ -130,7 +151,12 @@ impl Gen {
         }
         if self.specials && self.rng.chance(0.02) {
             self.count("special_floats");
-            return Value::Double(*self.rng.pick(&[f64::NAN, -0.0, f64::INFINITY, f64::NEG_INFINITY]));
+            return Value::Double(*self.rng.pick(&[
+                f64::NAN,
+                -0.0,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+            ]));
         }
         Value::Double(self.rng.unit() * scale)
     }
@@ -140,7 +166,12 @@ impl Gen {
             Value::Null
         } else if self.rng.chance(0.005) {
             self.count("int64_beyond_2_53");
-            Value::Int64(*self.rng.pick(&[-9_007_199_254_740_993, 9_007_199_254_740_993, i64::MAX, i64::MIN]))
+            Value::Int64(*self.rng.pick(&[
+                -9_007_199_254_740_993,
+                9_007_199_254_740_993,
+                i64::MAX,
+                i64::MIN,
+            ]))
         } else {
             Value::Int64(self.rng.range(13, 90))
         };
@@ -153,31 +184,60 @@ impl Gen {
             Value::String(self.rng.pick(&CITIES).to_string())
         };
         let score = self.double(100.0, 0.03);
-        self.profiles.push((ts, vec![user(u), Value::Timestamp(ts), age, city, score]));
+        self.profiles
+            .push((ts, vec![user(u), Value::Timestamp(ts), age, city, score]));
     }
 
     fn item_row(&mut self, item: i64, ts: i64) {
         let ctr = self.double(0.2, 0.03);
-        let category = if self.rng.chance(0.03) { Value::Null } else { Value::String(self.rng.pick(&CATEGORIES).to_string()) };
-        self.items.push((ts, vec![Value::Int64(item), Value::Timestamp(ts), ctr, category]));
+        let category = if self.rng.chance(0.03) {
+            Value::Null
+        } else {
+            Value::String(self.rng.pick(&CATEGORIES).to_string())
+        };
+        self.items.push((
+            ts,
+            vec![Value::Int64(item), Value::Timestamp(ts), ctr, category],
+        ));
     }
 
     fn impression(&mut self, u: usize, item: i64, ts: i64) {
         let id = self.impressions.len() as i64 + 1;
-        let clicked = if self.rng.chance(0.01) { Value::Null } else { Value::Boolean(self.rng.chance(0.15)) };
-        self.impressions.push((ts, vec![Value::Int64(id), user(u), Value::Int64(item), Value::Timestamp(ts), clicked]));
+        let clicked = if self.rng.chance(0.01) {
+            Value::Null
+        } else {
+            Value::Boolean(self.rng.chance(0.15))
+        };
+        self.impressions.push((
+            ts,
+            vec![
+                Value::Int64(id),
+                user(u),
+                Value::Int64(item),
+                Value::Timestamp(ts),
+                clicked,
+            ],
+        ));
     }
 }
 
 fn item_id(i: usize, items: usize) -> i64 {
     // The last item id lies beyond 2^53: JSON readers that go through doubles would corrupt it.
-    if i + 1 == items { 9_007_199_254_740_993 } else { 10_000_000_000 + i as i64 }
+    if i + 1 == items {
+        9_007_199_254_740_993
+    } else {
+        10_000_000_000 + i as i64
+    }
 }
 
 /// Generates the data set into `out`.
 pub fn generate(args: &GenArgs, out: &Path) -> Result<()> {
-    let files = CTR_DEFS.iter().map(|(n, t)| (n.into(), t.to_string())).collect();
-    let defs = fstore_dsl::compile_files(files).map_err(|d| anyhow::anyhow!("the embedded ctr definitions do not compile:\n{d}"))?;
+    let files = CTR_DEFS
+        .iter()
+        .map(|(n, t)| (n.into(), t.to_string()))
+        .collect();
+    let defs = fstore_dsl::compile_files(files)
+        .map_err(|d| anyhow::anyhow!("the embedded ctr definitions do not compile:\n{d}"))?;
     let start: i64 = 1_704_067_200_000_000; // 2024-01-01T00:00:00Z
     let end = start + args.days * DAY;
     let (n_users, n_items) = (args.users.max(20), args.items.max(10));
@@ -236,7 +296,8 @@ pub fn generate(args: &GenArgs, out: &Path) -> Result<()> {
         g.impression(u, id, t0 + 7 * DAY + 1);
         g.count("is_ttl_plus_1us_before");
     }
-    let base: Vec<(i64, Vec<Value>)> = g.impressions[..args.impressions.min(g.impressions.len())].to_vec();
+    let base: Vec<(i64, Vec<Value>)> =
+        g.impressions[..args.impressions.min(g.impressions.len())].to_vec();
     let user_of = |row: &Vec<Value>| match &row[1] {
         Value::String(s) => s.trim_start_matches("user_").parse::<usize>().unwrap_or(0),
         _ => 0,
@@ -270,7 +331,12 @@ pub fn generate(args: &GenArgs, out: &Path) -> Result<()> {
             // Window edges: exactly 1 and 7 days later (the earlier event leaves the window)
             // and 1 µs less (it is still inside).
             3 => {
-                for (d, what) in [(DAY, "impressions_plus_1d"), (DAY - 1, "impressions_plus_1d_minus_1us"), (7 * DAY, "impressions_plus_7d"), (7 * DAY - 1, "impressions_plus_7d_minus_1us")] {
+                for (d, what) in [
+                    (DAY, "impressions_plus_1d"),
+                    (DAY - 1, "impressions_plus_1d_minus_1us"),
+                    (7 * DAY, "impressions_plus_7d"),
+                    (7 * DAY - 1, "impressions_plus_7d_minus_1us"),
+                ] {
                     if ts + d < end {
                         g.impression(u, it, ts + d);
                         g.count(what);
@@ -284,7 +350,10 @@ pub fn generate(args: &GenArgs, out: &Path) -> Result<()> {
                 g.profile(u, t);
                 g.count("profile_ties");
                 let it_t = ts - g.rng.range(1, DAY);
-                if let Some(i) = (boundary_items..stated).map(|i| item_id(i, n_items)).find(|&i| i == it) {
+                if let Some(i) = (boundary_items..stated)
+                    .map(|i| item_id(i, n_items))
+                    .find(|&i| i == it)
+                {
                     g.item_row(i, it_t);
                     g.item_row(i, it_t);
                     g.count("item_ties");
@@ -293,10 +362,18 @@ pub fn generate(args: &GenArgs, out: &Path) -> Result<()> {
             _ => {}
         }
     }
-    let counts = [("impressions", g.impressions.len()), ("user_profile", g.profiles.len()), ("item_stats", g.items.len())];
+    let counts = [
+        ("impressions", g.impressions.len()),
+        ("user_profile", g.profiles.len()),
+        ("item_stats", g.items.len()),
+    ];
     fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
     let mut arrival: Vec<(i64, i64, String)> = Vec::new();
-    for (name, rows) in [("impressions", &g.impressions), ("user_profile", &g.profiles), ("item_stats", &g.items)] {
+    for (name, rows) in [
+        ("impressions", &g.impressions),
+        ("user_profile", &g.profiles),
+        ("item_stats", &g.items),
+    ] {
         let source = defs.source(name)?;
         let mut rows: Vec<(i64, Vec<Value>)> = rows.clone();
         g.rng.shuffle(&mut rows);
@@ -305,13 +382,19 @@ pub fn generate(args: &GenArgs, out: &Path) -> Result<()> {
             write_jsonl(source, &rows, &out.join(format!("{name}.jsonl")))?;
             for (ts, row) in &rows {
                 // About 2% arrive up to 10 minutes late.
-                let late = if g.rng.chance(0.02) { g.rng.range(1, 10 * MINUTE) } else { 0 };
+                let late = if g.rng.chance(0.02) {
+                    g.rng.range(1, 10 * MINUTE)
+                } else {
+                    0
+                };
                 if late > 0 {
-                    *g.meta.entry(match name {
-                        "impressions" => "events_late_impressions",
-                        "user_profile" => "events_late_user_profile",
-                        _ => "events_late_item_stats",
-                    }).or_default() += 1;
+                    *g.meta
+                        .entry(match name {
+                            "impressions" => "events_late_impressions",
+                            "user_profile" => "events_late_user_profile",
+                            _ => "events_late_item_stats",
+                        })
+                        .or_default() += 1;
                 }
                 let mut obj = serde_json::Map::new();
                 obj.insert("table".into(), name.into());
@@ -338,7 +421,10 @@ pub fn generate(args: &GenArgs, out: &Path) -> Result<()> {
         "edge_cases": g.meta,
         "rows": counts.iter().map(|(n, c)| (n.to_string(), serde_json::Value::from(*c))).collect::<serde_json::Map<_, _>>(),
     });
-    fs::write(out.join("gen_meta.json"), serde_json::to_string_pretty(&meta)? + "\n")?;
+    fs::write(
+        out.join("gen_meta.json"),
+        serde_json::to_string_pretty(&meta)? + "\n",
+    )?;
     println!(
         "generated {} impressions, {} user_profile rows, {} item_stats rows into {}",
         counts[0].1,
@@ -353,7 +439,9 @@ fn write_parquet(source: &Source, rows: &[(i64, Vec<Value>)], path: &Path) -> Re
     let schema = source_schema(source);
     // Files carry a plain Arrow schema, without the registry's metadata.
     let schema = Arc::new(Schema::new(schema.fields().clone()));
-    let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build();
     let tmp = path.with_extension("parquet.tmp");
     let mut w = ArrowWriter::try_new(File::create(&tmp)?, schema.clone(), Some(props))?;
     for chunk in rows.chunks(65_536) {

@@ -1,9 +1,9 @@
 //! The `fstore` command line: definitions → registry, and (in later commands) samples,
 //! materialization, serving and streaming.
 
+mod datagen;
 mod describe;
 mod exit;
-mod datagen;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -165,9 +165,14 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Gen { example, out, args } => {
             if example != "ctr" {
-                return Err(CliError::user(format!("unknown example \"{example}\" (known: ctr)")));
+                return Err(CliError::user(format!(
+                    "unknown example \"{example}\" (known: ctr)"
+                )));
             }
-            datagen::generate(&args, &out).map_err(|e| CliError { user: false, message: format!("{e:#}") })?;
+            datagen::generate(&args, &out).map_err(|e| CliError {
+                user: false,
+                message: format!("{e:#}"),
+            })?;
         }
         Command::List { registry } => {
             let snap = Registry::new(&registry.registry).require_current()?;

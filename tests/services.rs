@@ -13,30 +13,66 @@ use crate::support::{service, unique};
 
 #[tokio::test]
 async fn redis_round_trips_a_binary_value() {
-    let Some(url) = service("FSTORE_REDIS_URL") else { return };
+    let Some(url) = service("FSTORE_REDIS_URL") else {
+        return;
+    };
     let client = redis::Client::open(url.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.expect("redis is reachable");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis is reachable");
     let key = format!("{}:smoke", unique("fstore-test"));
     let value: Vec<u8> = (0..=255u8).collect();
-    let _: () = redis::cmd("SET").arg(&key).arg(&value).query_async(&mut conn).await.unwrap();
-    let got: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(&key).arg(format!("{key}:absent")).query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg(&value)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let got: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+        .arg(&key)
+        .arg(format!("{key}:absent"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(got, vec![Some(value), None]);
-    let info: String = redis::cmd("INFO").arg("server").query_async(&mut conn).await.unwrap();
-    assert!(info.contains("redis_version"), "a real redis server answers INFO");
-    let _: () = redis::cmd("DEL").arg(&key).query_async(&mut conn).await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        info.contains("redis_version"),
+        "a real redis server answers INFO"
+    );
+    let _: () = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn kafka_broker_produces_and_consumes() {
-    let Some(brokers) = service("FSTORE_KAFKA_BROKERS") else { return };
+    let Some(brokers) = service("FSTORE_KAFKA_BROKERS") else {
+        return;
+    };
     let topic = unique("fstore-smoke");
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
     let created = admin
-        .create_topics(&[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))], &AdminOptions::new())
+        .create_topics(
+            &[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
         .await
         .expect("broker answers create_topics");
-    assert!(created.iter().all(|r| r.is_ok()), "topic created: {created:?}");
+    assert!(
+        created.iter().all(|r| r.is_ok()),
+        "topic created: {created:?}"
+    );
 
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
@@ -48,7 +84,12 @@ async fn kafka_broker_produces_and_consumes() {
     for i in 0..n {
         let payload = format!("{{\"i\":{i}}}");
         producer
-            .send(FutureRecord::to(&topic).key(&format!("k{i}")).payload(&payload), Duration::from_secs(10))
+            .send(
+                FutureRecord::to(&topic)
+                    .key(&format!("k{i}"))
+                    .payload(&payload),
+                Duration::from_secs(10),
+            )
             .await
             .map_err(|(e, _)| e)
             .expect("produce acked");
@@ -61,7 +102,8 @@ async fn kafka_broker_produces_and_consumes() {
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&topic, 0, Offset::Beginning).unwrap();
+    tpl.add_partition_offset(&topic, 0, Offset::Beginning)
+        .unwrap();
     consumer.assign(&tpl).unwrap();
     let mut got = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -72,5 +114,8 @@ async fn kafka_broker_produces_and_consumes() {
         }
     }
     let expected: Vec<String> = (0..n).map(|i| format!("{{\"i\":{i}}}")).collect();
-    assert_eq!(got, expected, "every produced message is consumed back in order");
+    assert_eq!(
+        got, expected,
+        "every produced message is consumed back in order"
+    );
 }

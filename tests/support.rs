@@ -10,7 +10,9 @@ pub fn service(var: &str) -> Option<String> {
         Ok(v) if !v.is_empty() => Some(v),
         _ => {
             if std::env::var("FSTORE_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                panic!("{var} is not set but FSTORE_REQUIRE_SERVICES=1: run the suite with scripts/test.sh");
+                panic!(
+                    "{var} is not set but FSTORE_REQUIRE_SERVICES=1: run the suite with scripts/test.sh"
+                );
             }
             eprintln!("skipped: {var} is not set (scripts/test.sh starts the servers)");
             None
@@ -22,8 +24,15 @@ pub fn service(var: &str) -> Option<String> {
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{prefix}-{}-{nanos}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub fn repo() -> PathBuf {
@@ -41,7 +50,11 @@ pub fn fstore(args: &[&str], cwd: &Path) -> Output {
 }
 
 pub fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// Copies a folder of definitions (only `*.sql`) into `to`.
@@ -58,6 +71,10 @@ pub fn copy_defs(from: &Path, to: &Path) {
 /// Replaces `from` with `to` in a file, asserting `from` is there.
 pub fn edit(path: &Path, from: &str, to: &str) {
     let s = std::fs::read_to_string(path).unwrap();
-    assert!(s.contains(from), "{} does not contain {from:?}", path.display());
+    assert!(
+        s.contains(from),
+        "{} does not contain {from:?}",
+        path.display()
+    );
     std::fs::write(path, s.replacen(from, to, 1)).unwrap();
 }

@@ -18,8 +18,13 @@ use crate::ast::{ColumnDef, Name, SelectItem, Stmt};
 use crate::diag::{Diagnostic, Pos, closest, known_hint};
 
 /// Compiles parsed statements (from every file) into definitions, or reports every error found.
-pub fn compile(stmts: &[(usize, Stmt)]) -> Result<Definitions, Vec<Diagnostic>> {
+/// `file_names` are the files' display names, indexed like the positions.
+pub fn compile(
+    stmts: &[(usize, Stmt)],
+    file_names: Vec<String>,
+) -> Result<Definitions, Vec<Diagnostic>> {
     let mut c = Checker {
+        file_names,
         diags: Vec::new(),
         defs: Definitions::default(),
         compiler: ExprCompiler::new(),
@@ -66,6 +71,7 @@ pub fn compile(stmts: &[(usize, Stmt)]) -> Result<Definitions, Vec<Diagnostic>> 
 }
 
 struct Checker {
+    file_names: Vec<String>,
     diags: Vec<Diagnostic>,
     defs: Definitions,
     compiler: ExprCompiler,
@@ -133,9 +139,13 @@ impl Checker {
                     format!("{label} \"{}\" is defined twice", name.value),
                 )
                 .hint(format!(
-                    "first defined at line {} of file #{}; rename one of them",
+                    "first defined at {}:{}:{}; rename one of them",
+                    self.file_names
+                        .get(first.file)
+                        .map(String::as_str)
+                        .unwrap_or("?"),
                     first.line,
-                    first.file + 1
+                    first.col
                 )),
             );
             return false;

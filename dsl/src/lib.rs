@@ -35,7 +35,8 @@ pub fn compile_files(files: Vec<(PathBuf, String)>) -> Result<Definitions, Diagn
             diagnostics: diags,
         });
     }
-    match check::compile(&stmts) {
+    let names = (0..files.files.len()).map(|i| files.name(i)).collect();
+    match check::compile(&stmts, names) {
         Ok(defs) => Ok(defs),
         Err(d) => Err(Diagnostics {
             files,

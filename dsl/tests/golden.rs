@@ -25,7 +25,10 @@ fn read_sql(dir: &Path) -> Vec<(PathBuf, String)> {
         .filter(|p| p.extension().is_some_and(|e| e == "sql"))
         .collect();
     paths.sort();
-    paths.into_iter().map(|p| (rel(&p), fs::read_to_string(&p).unwrap())).collect()
+    paths
+        .into_iter()
+        .map(|p| (rel(&p), fs::read_to_string(&p).unwrap()))
+        .collect()
 }
 
 /// Paths as shown in messages: relative to the cases folder, so expectations are portable.
@@ -34,7 +37,10 @@ fn rel(p: &Path) -> PathBuf {
 }
 
 fn names(d: &Definitions) -> BTreeSet<(String, String)> {
-    d.objects().iter().map(|o| (o.kind().label().to_string(), o.name().to_string())).collect()
+    d.objects()
+        .iter()
+        .map(|o| (o.kind().label().to_string(), o.name().to_string()))
+        .collect()
 }
 
 /// The files of a case and the prelude objects to leave out of its expected output.
@@ -62,8 +68,11 @@ fn render(valid: bool, case: &Path) -> Result<String, String> {
                 .iter()
                 .filter(|o| !skip.contains(&(o.kind().label().to_string(), o.name().to_string())))
                 .map(|o| {
-                    let mut v: serde_json::Value = serde_json::from_str(&o.canonical_json()).unwrap();
-                    v.as_object_mut().unwrap().insert("object".into(), o.kind().label().into());
+                    let mut v: serde_json::Value =
+                        serde_json::from_str(&o.canonical_json()).unwrap();
+                    v.as_object_mut()
+                        .unwrap()
+                        .insert("object".into(), o.kind().label().into());
                     v
                 })
                 .collect();
@@ -97,12 +106,26 @@ fn run(kind: &str, valid: bool, min_cases: usize) {
                     rel(case).display(),
                     rel(&expected_path).display()
                 )),
-                Err(_) => failures.push(format!("{}: no {} (run with FSTORE_BLESS=1)", rel(case).display(), rel(&expected_path).display())),
+                Err(_) => failures.push(format!(
+                    "{}: no {} (run with FSTORE_BLESS=1)",
+                    rel(case).display(),
+                    rel(&expected_path).display()
+                )),
             },
         }
     }
-    assert!(failures.is_empty(), "{} of {} {kind} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n\n"));
-    assert!(cases.len() >= min_cases, "only {} {kind} cases; the suite keeps at least {min_cases}", cases.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {} {kind} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n")
+    );
+    assert!(
+        cases.len() >= min_cases,
+        "only {} {kind} cases; the suite keeps at least {min_cases}",
+        cases.len()
+    );
 }
 
 #[test]
@@ -123,15 +146,53 @@ fn every_error_has_a_position_and_the_example_validates() {
     let names: Vec<&str> = spec.columns.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
         &names[..12],
-        ["request_id", "user_id", "item_id", "ts", "clicked", "age", "city", "score", "ctr", "category", "user_clicks_7d", "user_impr_1d"]
+        [
+            "request_id",
+            "user_id",
+            "item_id",
+            "ts",
+            "clicked",
+            "age",
+            "city",
+            "score",
+            "ctr",
+            "category",
+            "user_clicks_7d",
+            "user_impr_1d"
+        ]
     );
-    assert!(names.len() >= 14, "the ctr spec has at least two transforms");
+    assert!(
+        names.len() >= 14,
+        "the ctr spec has at least two transforms"
+    );
     // Every rendered error case names file:line:col.
     for entry in fs::read_dir(cases_dir().join("errors")).unwrap() {
         let p = entry.unwrap().path();
         if p.extension().is_some_and(|e| e == "expected") {
             let text = fs::read_to_string(&p).unwrap();
-            assert!(text.contains("  --> "), "{} has an error without a position", p.display());
+            assert!(
+                text.contains("  --> "),
+                "{} has an error without a position",
+                p.display()
+            );
         }
     }
+}
+
+#[test]
+fn the_readme_language_example_compiles() {
+    let readme =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap();
+    let start = readme
+        .find("```sql\n-- Entities")
+        .expect("README has the language example")
+        + "```sql\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    let defs = compile_files(vec![(
+        PathBuf::from("README.md"),
+        readme[start..end].to_string(),
+    )])
+    .unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(defs.specs["ctr"].columns.len(), 15);
+    assert_eq!(defs.models["ctr_model"].outputs, ["clicked"]);
 }

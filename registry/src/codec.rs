@@ -262,7 +262,12 @@ impl<'a> Reader<'a> {
                 return usize::try_from(n)
                     .ok()
                     .filter(|&n| n <= room)
-                    .ok_or_else(|| Error::Codec(format!("length {n} at offset {} exceeds the value", self.pos)));
+                    .ok_or_else(|| {
+                        Error::Codec(format!(
+                            "length {n} at offset {} exceeds the value",
+                            self.pos
+                        ))
+                    });
             }
         }
         Err(Error::Codec("length varint longer than 64 bits".into()))

@@ -34,7 +34,8 @@ pub fn format_timestamp(us: i64) -> String {
 
 /// Parses RFC 3339 into epoch microseconds; sub-microsecond digits are an error, not rounded.
 pub fn parse_timestamp(s: &str) -> Result<i64, String> {
-    let t = DateTime::parse_from_rfc3339(s).map_err(|e| format!("\"{s}\" is not an RFC 3339 timestamp: {e}"))?;
+    let t = DateTime::parse_from_rfc3339(s)
+        .map_err(|e| format!("\"{s}\" is not an RFC 3339 timestamp: {e}"))?;
     if t.timestamp_subsec_nanos() % 1000 != 0 {
         return Err(format!("\"{s}\" has sub-microsecond precision"));
     }
@@ -48,7 +49,9 @@ pub fn to_json(v: &Value) -> Json {
         Value::Boolean(b) => Json::Bool(*b),
         Value::Int64(i) => Json::Number((*i).into()),
         Value::Double(d) if d.is_nan() => Json::String("NaN".into()),
-        Value::Double(d) if d.is_infinite() => Json::String(if *d > 0.0 { "Infinity" } else { "-Infinity" }.into()),
+        Value::Double(d) if d.is_infinite() => {
+            Json::String(if *d > 0.0 { "Infinity" } else { "-Infinity" }.into())
+        }
         Value::Double(d) => Json::Number(Number::from_f64(*d).expect("finite")),
         Value::String(s) => Json::String(s.clone()),
         Value::Timestamp(t) => Json::String(format_timestamp(*t)),
@@ -103,20 +106,29 @@ pub fn from_json(t: &DataType, j: &Json) -> Result<Value, String> {
 
 fn short(j: &Json) -> String {
     let s = j.to_string();
-    if s.chars().count() > 40 { format!("{}…", s.chars().take(40).collect::<String>()) } else { s }
+    if s.chars().count() > 40 {
+        format!("{}…", s.chars().take(40).collect::<String>())
+    } else {
+        s
+    }
 }
 
 /// Decodes a JSON object into values in schema order.
 pub fn decode_row(columns: &[Column], bytes: &[u8]) -> Result<Vec<Value>, JsonError> {
     let j: Json = serde_json::from_slice(bytes).map_err(|e| JsonError(format!("not JSON: {e}")))?;
     let Json::Object(m) = j else {
-        return Err(JsonError(format!("expected a JSON object, got {}", short(&j))));
+        return Err(JsonError(format!(
+            "expected a JSON object, got {}",
+            short(&j)
+        )));
     };
     columns
         .iter()
         .map(|c| match m.get(&c.name) {
             None => Ok(Value::Null),
-            Some(v) => from_json(&c.dtype, v).map_err(|e| JsonError(format!("column \"{}\": {e}", c.name))),
+            Some(v) => {
+                from_json(&c.dtype, v).map_err(|e| JsonError(format!("column \"{}\": {e}", c.name)))
+            }
         })
         .collect()
 }
@@ -135,7 +147,10 @@ mod tests {
             ("l", DataType::List(Box::new(DataType::Double))),
         ]
         .into_iter()
-        .map(|(n, t)| Column { name: n.into(), dtype: t })
+        .map(|(n, t)| Column {
+            name: n.into(),
+            dtype: t,
+        })
         .collect()
     }
 
@@ -147,10 +162,17 @@ mod tests {
             Value::Double(-0.0),
             Value::String("Quote\"Back\\slash 🏙️".into()),
             Value::Timestamp(1_704_593_979_533_398),
-            Value::List(vec![Value::Double(f64::NAN), Value::Double(f64::NEG_INFINITY), Value::Null]),
+            Value::List(vec![
+                Value::Double(f64::NAN),
+                Value::Double(f64::NEG_INFINITY),
+                Value::Null,
+            ]),
         ];
         let text = encode_row(&cols(), &row);
-        assert!(text.contains("\"t\":\"2024-01-07T02:19:39.533398Z\""), "{text}");
+        assert!(
+            text.contains("\"t\":\"2024-01-07T02:19:39.533398Z\""),
+            "{text}"
+        );
         assert!(text.contains("\"d\":-0.0"), "{text}");
         let back = decode_row(&cols(), text.as_bytes()).unwrap();
         assert_eq!(back, row);
@@ -166,8 +188,23 @@ mod tests {
         let e = decode_row(&cols(), br#"{"i": "12"}"#).unwrap_err();
         assert_eq!(e.0, "column \"i\": expected INT64, got \"12\"");
         assert!(decode_row(&cols(), br#"{"i": 1.5}"#).is_err());
-        assert!(decode_row(&cols(), br#"{"t": "2024-01-07T02:19:39.5333981Z"}"#).unwrap_err().0.contains("sub-microsecond"));
-        assert!(decode_row(&cols(), b"[1]").unwrap_err().0.contains("JSON object"));
-        assert!(decode_row(&cols(), b"{\"i\":").unwrap_err().0.starts_with("not JSON"));
+        assert!(
+            decode_row(&cols(), br#"{"t": "2024-01-07T02:19:39.5333981Z"}"#)
+                .unwrap_err()
+                .0
+                .contains("sub-microsecond")
+        );
+        assert!(
+            decode_row(&cols(), b"[1]")
+                .unwrap_err()
+                .0
+                .contains("JSON object")
+        );
+        assert!(
+            decode_row(&cols(), b"{\"i\":")
+                .unwrap_err()
+                .0
+                .starts_with("not JSON")
+        );
     }
 }

@@ -20,9 +20,14 @@ pub fn to_scalar(t: &DataType, v: &Value) -> Result<ScalarValue> {
         (DataType::Int64, Value::Int64(i)) => ScalarValue::Int64(Some(*i)),
         (DataType::Double, Value::Double(d)) => ScalarValue::Float64(Some(*d)),
         (DataType::String, Value::String(s)) => ScalarValue::Utf8(Some(s.clone())),
-        (DataType::Timestamp, Value::Timestamp(t)) => ScalarValue::TimestampMicrosecond(Some(*t), Some(UTC.into())),
+        (DataType::Timestamp, Value::Timestamp(t)) => {
+            ScalarValue::TimestampMicrosecond(Some(*t), Some(UTC.into()))
+        }
         (DataType::List(inner), Value::List(items)) => {
-            let scalars = items.iter().map(|i| to_scalar(inner, i)).collect::<Result<Vec<_>>>()?;
+            let scalars = items
+                .iter()
+                .map(|i| to_scalar(inner, i))
+                .collect::<Result<Vec<_>>>()?;
             let values = if scalars.is_empty() {
                 arrow::array::new_empty_array(&inner.to_arrow())
             } else {
@@ -41,7 +46,10 @@ pub fn to_scalar(t: &DataType, v: &Value) -> Result<ScalarValue> {
 
 /// A column of values as an Arrow array.
 pub fn to_array(t: &DataType, values: impl IntoIterator<Item = Value>) -> Result<ArrayRef> {
-    let scalars = values.into_iter().map(|v| to_scalar(t, &v)).collect::<Result<Vec<_>>>()?;
+    let scalars = values
+        .into_iter()
+        .map(|v| to_scalar(t, &v))
+        .collect::<Result<Vec<_>>>()?;
     if scalars.is_empty() {
         return Ok(arrow::array::new_empty_array(&t.to_arrow()));
     }
@@ -52,8 +60,13 @@ pub fn to_array(t: &DataType, values: impl IntoIterator<Item = Value>) -> Result
 pub fn rows_to_batch(schema: &SchemaRef, rows: &[Vec<Value>]) -> Result<RecordBatch> {
     let mut columns = Vec::with_capacity(schema.fields().len());
     for (i, f) in schema.fields().iter().enumerate() {
-        let t = DataType::from_arrow(f.data_type())
-            .ok_or_else(|| Error::Invalid(format!("field \"{}\" has non-fstore type {}", f.name(), f.data_type())))?;
+        let t = DataType::from_arrow(f.data_type()).ok_or_else(|| {
+            Error::Invalid(format!(
+                "field \"{}\" has non-fstore type {}",
+                f.name(),
+                f.data_type()
+            ))
+        })?;
         columns.push(to_array(&t, rows.iter().map(|r| r[i].clone()))?);
     }
     Ok(RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::Invalid(e.to_string()))?)
@@ -73,19 +86,32 @@ fn scalar_to_value(s: &ScalarValue) -> Result<Value> {
         ScalarValue::Boolean(Some(b)) => Value::Boolean(*b),
         ScalarValue::Int64(Some(i)) => Value::Int64(*i),
         ScalarValue::Float64(Some(d)) => Value::Double(*d),
-        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => Value::String(s.clone()),
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => Value::String(s.clone()),
         ScalarValue::TimestampMicrosecond(Some(t), _) => Value::Timestamp(*t),
         ScalarValue::List(l) => {
             let values = l.value(0);
-            Value::List((0..values.len()).map(|i| value_at(&values, i)).collect::<Result<_>>()?)
+            Value::List(
+                (0..values.len())
+                    .map(|i| value_at(&values, i))
+                    .collect::<Result<_>>()?,
+            )
         }
-        other => return Err(Error::Invalid(format!("{} is not an fstore type", other.data_type()))),
+        other => {
+            return Err(Error::Invalid(format!(
+                "{} is not an fstore type",
+                other.data_type()
+            )));
+        }
     })
 }
 
 /// Every row of a batch as values.
 pub fn batch_to_rows(batch: &RecordBatch) -> Result<Vec<Vec<Value>>> {
-    (0..batch.num_rows()).map(|r| batch.columns().iter().map(|c| value_at(c, r)).collect()).collect()
+    (0..batch.num_rows())
+        .map(|r| batch.columns().iter().map(|c| value_at(c, r)).collect())
+        .collect()
 }
 
 #[cfg(test)]
@@ -95,14 +121,46 @@ mod tests {
 
     #[test]
     fn rows_round_trip_through_arrow() {
-        let types = [DataType::Boolean, DataType::Int64, DataType::Double, DataType::String, DataType::Timestamp, DataType::List(Box::new(DataType::String))];
+        let types = [
+            DataType::Boolean,
+            DataType::Int64,
+            DataType::Double,
+            DataType::String,
+            DataType::Timestamp,
+            DataType::List(Box::new(DataType::String)),
+        ];
         let schema: SchemaRef = Arc::new(Schema::new(
-            types.iter().enumerate().map(|(i, t)| Field::new(format!("c{i}"), t.to_arrow(), true)).collect::<Vec<_>>(),
+            types
+                .iter()
+                .enumerate()
+                .map(|(i, t)| Field::new(format!("c{i}"), t.to_arrow(), true))
+                .collect::<Vec<_>>(),
         ));
         let rows = vec![
-            vec![Value::Boolean(true), Value::Int64(i64::MIN), Value::Double(-0.0), Value::String("".into()), Value::Timestamp(-1), Value::List(vec![])],
-            vec![Value::Null, Value::Null, Value::Double(f64::NAN), Value::Null, Value::Null, Value::Null],
-            vec![Value::Boolean(false), Value::Int64(1 << 60), Value::Null, Value::String("東京".into()), Value::Timestamp(1), Value::List(vec![Value::Null, Value::String("a".into())])],
+            vec![
+                Value::Boolean(true),
+                Value::Int64(i64::MIN),
+                Value::Double(-0.0),
+                Value::String("".into()),
+                Value::Timestamp(-1),
+                Value::List(vec![]),
+            ],
+            vec![
+                Value::Null,
+                Value::Null,
+                Value::Double(f64::NAN),
+                Value::Null,
+                Value::Null,
+                Value::Null,
+            ],
+            vec![
+                Value::Boolean(false),
+                Value::Int64(1 << 60),
+                Value::Null,
+                Value::String("東京".into()),
+                Value::Timestamp(1),
+                Value::List(vec![Value::Null, Value::String("a".into())]),
+            ],
         ];
         let batch = rows_to_batch(&schema, &rows).unwrap();
         assert_eq!(batch_to_rows(&batch).unwrap(), rows);

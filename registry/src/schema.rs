@@ -68,22 +68,19 @@ pub fn object_schema(defs: &Definitions, obj: &ObjectRef<'_>) -> Result<Option<S
 
 /// Renders a schema as aligned `name  TYPE` lines in fstore's type names.
 pub fn render_schema(schema: &Schema) -> String {
-    let width = schema
+    let rows: Vec<(String, String, String)> = schema
         .fields()
         .iter()
-        .map(|f| f.name().len())
-        .max()
-        .unwrap_or(0);
-    let mut out = String::new();
-    for f in schema.fields() {
-        let t = DataType::from_arrow(f.data_type())
-            .map(|t| t.to_string())
-            .unwrap_or_else(|| f.data_type().to_string());
-        out.push_str(&format!(
-            "  {:width$}  {t}    (arrow: {})\n",
-            f.name(),
-            f.data_type()
-        ));
-    }
-    out
+        .map(|f| {
+            let t = DataType::from_arrow(f.data_type())
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| f.data_type().to_string());
+            (f.name().to_string(), t, f.data_type().to_string())
+        })
+        .collect();
+    let nw = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
+    let tw = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
+    rows.iter()
+        .map(|(n, t, a)| format!("  {n:nw$}  {t:tw$}  arrow {a}\n"))
+        .collect()
 }

@@ -1,0 +1,12 @@
+//! Errors of the online crate.
+
+/// What can go wrong reading or writing online values.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An entity key that does not fit the entity's key columns.
+    #[error("{0}")]
+    BadKey(String),
+    /// A value from the store that does not decode.
+    #[error(transparent)]
+    Registry(#[from] fstore_registry::Error),
+}
