@@ -5,7 +5,9 @@
 //!
 //! This crate is the base of the workspace: it depends on no other fstore crate.
 
+pub mod aggregate;
 pub mod codec;
+pub mod compiled;
 pub mod error;
 pub mod expr;
 pub mod functions;

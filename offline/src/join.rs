@@ -1,0 +1,270 @@
+//! The as-of join and the sliding windows, by sort-merge: group rows sorted by (key, event
+//! time, tie order), events sorted by (key, event time), then one forward pass.
+//!
+//! Tie order (rows of one key with the same event time): row groups compare their `TIE BREAK`
+//! columns, then their feature values; window groups compare their aggregate inputs and filter
+//! results. Values compare with NULL lowest, doubles in IEEE total order, strings by bytes
+//! (Arrow's row format); for a row group the greatest row wins, windows fold in this order.
+
+use std::cmp::Ordering;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array};
+use arrow::compute::{concat_batches, take};
+use arrow::datatypes::TimestampMicrosecondType;
+use arrow_row::{RowConverter, Rows, SortField};
+use fstore_registry::aggregate::Accumulator;
+use fstore_registry::compiled::{CompiledGroup, CompiledGroupKind, CompiledJoin};
+use fstore_registry::rows::{to_array, value_at};
+
+use crate::Error;
+
+/// Per-join counts for the job summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JoinStats {
+    pub alias: String,
+    /// Events whose key had no row at or before their time.
+    pub no_row: u64,
+    /// Events whose latest row was older than the TTL.
+    pub expired: u64,
+    /// Source rows skipped for a NULL key or event time.
+    pub skipped_rows: u64,
+}
+
+fn converter(columns: &[ArrayRef]) -> Result<RowConverter, Error> {
+    RowConverter::new(
+        columns
+            .iter()
+            .map(|c| SortField::new(c.data_type().clone()))
+            .collect(),
+    )
+    .map_err(|e| Error::Input(e.to_string()))
+}
+
+fn rows(conv: &RowConverter, columns: &[ArrayRef]) -> Result<Rows, Error> {
+    conv.convert_columns(columns)
+        .map_err(|e| Error::Input(e.to_string()))
+}
+
+fn ts_values(a: &ArrayRef) -> Vec<Option<i64>> {
+    a.as_primitive::<TimestampMicrosecondType>()
+        .iter()
+        .collect()
+}
+
+fn key_is_valid(keys: &[ArrayRef], i: usize) -> bool {
+    keys.iter().all(|k| k.is_valid(i))
+}
+
+/// Sorted, keyed rows of one side of the join.
+struct Side {
+    keys: Rows,
+    ts: Vec<i64>,
+    /// Row indices in (key, ts, tie) order, NULL keys and times left out.
+    order: Vec<u32>,
+}
+
+fn sorted_side(
+    key_cols: &[ArrayRef],
+    ts: &ArrayRef,
+    key_conv: &RowConverter,
+    tie: Option<&Rows>,
+    skipped: &mut u64,
+) -> Result<Side, Error> {
+    let keys = rows(key_conv, key_cols)?;
+    let ts_opt = ts_values(ts);
+    let mut order: Vec<u32> = (0..ts_opt.len() as u32)
+        .filter(|&i| {
+            let ok = ts_opt[i as usize].is_some() && key_is_valid(key_cols, i as usize);
+            if !ok {
+                *skipped += 1;
+            }
+            ok
+        })
+        .collect();
+    let ts: Vec<i64> = ts_opt.iter().map(|t| t.unwrap_or(i64::MIN)).collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (a as usize, b as usize);
+        keys.row(a)
+            .cmp(&keys.row(b))
+            .then(ts[a].cmp(&ts[b]))
+            .then_with(|| match tie {
+                Some(t) => t.row(a).cmp(&t.row(b)),
+                None => Ordering::Equal,
+            })
+    });
+    Ok(Side { keys, ts, order })
+}
+
+/// The feature columns of one join, aligned with `events`.
+/// `ts_column` is the events' event-time column; `source` the group source's rows.
+pub fn join_group(
+    events: &RecordBatch,
+    ts_column: usize,
+    join: &CompiledJoin,
+    source: &[RecordBatch],
+) -> Result<(Vec<ArrayRef>, JoinStats), Error> {
+    let g: &CompiledGroup = &join.group;
+    let mut stats = JoinStats {
+        alias: join.join.alias.clone(),
+        ..Default::default()
+    };
+    let src = concat_batches(&g.source_schema, source).map_err(|e| Error::Input(e.to_string()))?;
+    let src_keys: Vec<ArrayRef> = g
+        .key_columns
+        .iter()
+        .map(|&i| src.column(i).clone())
+        .collect();
+    let ev_keys: Vec<ArrayRef> = join
+        .event_keys
+        .iter()
+        .map(|&i| events.column(i).clone())
+        .collect();
+    let key_conv = converter(&src_keys)?;
+    let mut ev_skipped = 0;
+    let ev = sorted_side(
+        &ev_keys,
+        events.column(ts_column),
+        &key_conv,
+        None,
+        &mut ev_skipped,
+    )?;
+    match &g.kind {
+        CompiledGroupKind::Row {
+            ttl_us,
+            tie_break,
+            features,
+        } => {
+            let values = features
+                .iter()
+                .map(|f| f.evaluate(&src))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut tie_cols: Vec<ArrayRef> =
+                tie_break.iter().map(|&i| src.column(i).clone()).collect();
+            tie_cols.extend(values.iter().cloned());
+            let tie = if tie_cols.is_empty() {
+                None
+            } else {
+                Some(rows(&converter(&tie_cols)?, &tie_cols)?)
+            };
+            let side = sorted_side(
+                &src_keys,
+                src.column(g.ts_column),
+                &key_conv,
+                tie.as_ref(),
+                &mut stats.skipped_rows,
+            )?;
+            // One forward pass: for each event the last row with the same key and ts <= event ts.
+            let mut pick: Vec<Option<u32>> = vec![None; events.num_rows()];
+            let mut p = 0usize;
+            for &e in &ev.order {
+                let e = e as usize;
+                let (ek, et) = (ev.keys.row(e), ev.ts[e]);
+                while p < side.order.len() {
+                    let r = side.order[p] as usize;
+                    match side.keys.row(r).cmp(&ek) {
+                        Ordering::Less => p += 1,
+                        Ordering::Equal if side.ts[r] <= et => p += 1,
+                        _ => break,
+                    }
+                }
+                let cand = (p > 0)
+                    .then(|| side.order[p - 1] as usize)
+                    .filter(|&r| side.keys.row(r) == ek);
+                match cand {
+                    None => stats.no_row += 1,
+                    Some(r) if ttl_us.is_some_and(|ttl| et - side.ts[r] > ttl) => {
+                        stats.expired += 1
+                    }
+                    Some(r) => pick[e] = Some(r as u32),
+                }
+            }
+            let idx = UInt32Array::from(pick);
+            let cols = values
+                .iter()
+                .map(|v| take(v, &idx, None))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| Error::Input(e.to_string()))?;
+            Ok((cols, stats))
+        }
+        CompiledGroupKind::Window { features } => {
+            let inputs = features
+                .iter()
+                .map(|f| f.input.as_ref().map(|i| i.evaluate(&src)).transpose())
+                .collect::<Result<Vec<_>, _>>()?;
+            let filters = features
+                .iter()
+                .map(|f| f.filter.as_ref().map(|i| i.evaluate(&src)).transpose())
+                .collect::<Result<Vec<Option<ArrayRef>>, _>>()?;
+            let mut tie_cols: Vec<ArrayRef> = Vec::new();
+            for (i, f) in inputs.iter().zip(&filters) {
+                tie_cols.extend(i.iter().cloned());
+                tie_cols.extend(f.iter().cloned());
+            }
+            let tie = if tie_cols.is_empty() {
+                None
+            } else {
+                Some(rows(&converter(&tie_cols)?, &tie_cols)?)
+            };
+            let side = sorted_side(
+                &src_keys,
+                src.column(g.ts_column),
+                &key_conv,
+                tie.as_ref(),
+                &mut stats.skipped_rows,
+            )?;
+            // Events outside the pass (NULL key) see an empty window.
+            let mut out: Vec<Vec<fstore_registry::codec::Value>> = features
+                .iter()
+                .map(|f| vec![Accumulator::new(f.agg).finish(); events.num_rows()])
+                .collect();
+            // Per feature: [lo, hi) into side.order is the event's window.
+            let mut lo = vec![0usize; features.len()];
+            let mut hi = 0usize;
+            for &e in &ev.order {
+                let e = e as usize;
+                let (ek, et) = (ev.keys.row(e), ev.ts[e]);
+                while hi < side.order.len() {
+                    let r = side.order[hi] as usize;
+                    match side.keys.row(r).cmp(&ek) {
+                        Ordering::Less => hi += 1,
+                        Ordering::Equal if side.ts[r] < et => hi += 1,
+                        _ => break,
+                    }
+                }
+                for (fi, f) in features.iter().enumerate() {
+                    let start = et.saturating_sub(f.window_us);
+                    let l = &mut lo[fi];
+                    while *l < hi {
+                        let r = side.order[*l] as usize;
+                        match side.keys.row(r).cmp(&ek) {
+                            Ordering::Less => *l += 1,
+                            Ordering::Equal if side.ts[r] < start => *l += 1,
+                            _ => break,
+                        }
+                    }
+                    let mut acc = Accumulator::new(f.agg);
+                    for &r in &side.order[*l..hi] {
+                        let r = r as usize;
+                        if let Some(fa) = &filters[fi] {
+                            let b: &BooleanArray = fa.as_boolean();
+                            if !(b.is_valid(r) && b.value(r)) {
+                                continue;
+                            }
+                        }
+                        match &inputs[fi] {
+                            None => acc.add(None),
+                            Some(a) => acc.add(Some(&value_at(a, r)?)),
+                        }
+                    }
+                    out[fi][e] = acc.finish();
+                }
+            }
+            let cols = features
+                .iter()
+                .zip(out)
+                .map(|(f, vals)| to_array(&f.dtype, vals))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((cols, stats))
+        }
+    }
+}

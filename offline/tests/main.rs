@@ -1,0 +1,3 @@
+//! Batch engine tests: the contract vectors and a brute-force reference.
+
+mod contract;
