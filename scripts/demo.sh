@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The quickstart's first command: builds fstore and runs it on the bundled `ctr` example
 # with embedded defaults (no servers): validate the definitions, apply them to a local
-# registry, plan against it, and describe the sample spec.
+# registry, describe the sample spec, and compute its training samples from the example's
+# Parquet data (showing a few rows).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -17,8 +18,9 @@ echo
 echo "\$ fstore apply examples/ctr --registry $registry"
 "$fstore" apply examples/ctr --registry "$registry"
 echo
-echo "\$ fstore plan examples/ctr --registry $registry"
-"$fstore" plan examples/ctr --registry "$registry"
-echo
 echo "\$ fstore describe spec:ctr --registry $registry"
 "$fstore" describe spec:ctr --registry "$registry"
+echo
+out="${FSTORE_SAMPLES:-$root/.fstore/samples}"
+echo "\$ fstore sample ctr --registry $registry --out $out --show 5"
+"$fstore" sample ctr --registry "$registry" --out "$out" --show 5

@@ -46,3 +46,12 @@ impl From<fstore_registry::Error> for CliError {
         }
     }
 }
+
+impl From<fstore_offline::Error> for CliError {
+    fn from(e: fstore_offline::Error) -> Self {
+        CliError {
+            user: e.is_user_error(),
+            message: e.to_string(),
+        }
+    }
+}

@@ -4,6 +4,7 @@
 mod datagen;
 mod describe;
 mod exit;
+mod sample;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -76,6 +77,13 @@ enum Command {
         out: PathBuf,
         #[command(flatten)]
         args: datagen::GenArgs,
+    },
+    /// Computes training samples for a spec from its sources' Parquet files.
+    Sample {
+        #[command(flatten)]
+        registry: RegistryArg,
+        #[command(flatten)]
+        args: sample::SampleArgs,
     },
     /// Lists the objects of the current registry version.
     List {
@@ -174,6 +182,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 message: format!("{e:#}"),
             })?;
         }
+        Command::Sample { registry, args } => sample::run(&registry.registry, args)?,
         Command::List { registry } => {
             let snap = Registry::new(&registry.registry).require_current()?;
             print!("{}", describe::list(&snap));

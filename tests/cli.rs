@@ -368,3 +368,141 @@ fn the_example_data_is_what_the_generator_writes() {
     let first: serde_json::Value = serde_json::from_str(events.lines().next().unwrap()).unwrap();
     assert_eq!(first.as_object().unwrap().keys().next().unwrap(), "table");
 }
+
+#[test]
+fn sample_writes_dated_partitions_idempotently_and_reports_bad_inputs() {
+    let root = repo();
+    let work = tempfile::tempdir().unwrap();
+    let r = work.path().join("reg");
+    let r = r.to_str().unwrap();
+    assert_eq!(
+        fstore(
+            &[
+                "apply",
+                root.join("examples/ctr").to_str().unwrap(),
+                "--registry",
+                r
+            ],
+            work.path()
+        )
+        .status
+        .code(),
+        Some(0)
+    );
+    let out = work.path().join("samples");
+    let o = out.to_str().unwrap();
+    let run = fstore(
+        &[
+            "sample",
+            "ctr",
+            "--registry",
+            r,
+            "--out",
+            o,
+            "--start",
+            "2024-01-05",
+            "--end",
+            "2024-01-07T00:00:00Z",
+        ],
+        work.path(),
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let mut parts: Vec<String> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    parts.sort();
+    assert_eq!(parts, ["dt=2024-01-05", "dt=2024-01-06"]);
+    let file = out.join("dt=2024-01-05/part-00000.parquet");
+    let first = fs::read(&file).unwrap();
+    // Parquet footer metadata names the spec, the registry version and the spec fingerprint.
+    let reader =
+        parquet::file::reader::SerializedFileReader::new(fs::File::open(&file).unwrap()).unwrap();
+    let kv = parquet::file::reader::FileReader::metadata(&reader)
+        .file_metadata()
+        .key_value_metadata()
+        .cloned()
+        .unwrap_or_default();
+    let schema_meta = kv
+        .iter()
+        .find(|k| k.key == "ARROW:schema")
+        .expect("arrow schema stored");
+    assert!(schema_meta.value.is_some());
+    // A rerun writes the same bytes and leaves no temporary files.
+    let again = fstore(
+        &[
+            "sample",
+            "ctr",
+            "--registry",
+            r,
+            "--out",
+            o,
+            "--start",
+            "2024-01-05",
+            "--end",
+            "2024-01-07",
+        ],
+        work.path(),
+    );
+    assert_eq!(again.status.code(), Some(0));
+    assert_eq!(fs::read(&file).unwrap(), first);
+    let leftovers: Vec<_> = fs::read_dir(out.join("dt=2024-01-05"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+
+    for (args, needle) in [
+        (vec!["sample", "nope"], "unknown sample spec \"nope\""),
+        (
+            vec![
+                "sample",
+                "ctr",
+                "--source",
+                "impressions=/nonexistent.parquet",
+            ],
+            "/nonexistent.parquet does not exist",
+        ),
+        (
+            vec![
+                "sample",
+                "ctr",
+                "--source",
+                "item_stats=DATA/user_profile.parquet",
+            ],
+            "has no column \"item_id\"",
+        ),
+        (
+            vec!["sample", "ctr", "--source", "bogus=x"],
+            "unknown source \"bogus\"",
+        ),
+        (
+            vec![
+                "sample",
+                "ctr",
+                "--start",
+                "2024-02-01",
+                "--end",
+                "2024-01-01",
+            ],
+            "is not before",
+        ),
+        (vec!["sample", "ctr", "--start", "yesterday"], "bad time"),
+    ] {
+        let data = root.join("examples/ctr/data");
+        let mut full: Vec<String> = args
+            .iter()
+            .map(|a| a.replace("DATA", data.to_str().unwrap()))
+            .collect();
+        full.extend([
+            "--registry".into(),
+            r.into(),
+            "--out".into(),
+            work.path().join("x").to_str().unwrap().into(),
+        ]);
+        let full: Vec<&str> = full.iter().map(String::as_str).collect();
+        let res = fstore(&full, work.path());
+        assert_eq!(res.status.code(), Some(2), "{full:?}: {}", text(&res));
+        assert!(text(&res).contains(needle), "{full:?}: {}", text(&res));
+    }
+}

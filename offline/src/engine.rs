@@ -11,6 +11,7 @@ use datafusion::prelude::SessionContext;
 use fstore_registry::compiled::CompiledSpec;
 
 use crate::Error;
+use crate::error::internal;
 use crate::join::{JoinStats, join_group};
 use crate::read::read_source;
 
@@ -44,8 +45,7 @@ pub async fn sample(
     let mut cache: HashMap<String, Vec<RecordBatch>> = HashMap::new();
     let events_raw = read_source(ctx, &spec.source, &location(&spec.source.name)?).await?;
     cache.insert(spec.source.name.clone(), events_raw.clone());
-    let events = concat_batches(&spec.source_schema, &events_raw)
-        .map_err(|e| Error::Input(e.to_string()))?;
+    let events = concat_batches(&spec.source_schema, &events_raw).map_err(internal)?;
     let mut stats = SampleStats {
         events_read: events.num_rows() as u64,
         ..Default::default()
@@ -62,7 +62,7 @@ pub async fn sample(
         })
         .collect();
     stats.events_without_time = ts.null_count() as u64;
-    let events = filter_record_batch(&events, &keep).map_err(|e| Error::Input(e.to_string()))?;
+    let events = filter_record_batch(&events, &keep).map_err(internal)?;
 
     let mut columns: Vec<ArrayRef> = events.columns().to_vec();
     for join in &spec.joins {
@@ -75,8 +75,7 @@ pub async fn sample(
         columns.extend(cols);
         stats.joins.push(js);
     }
-    let base = RecordBatch::try_new(spec.base_schema.clone(), columns)
-        .map_err(|e| Error::Input(e.to_string()))?;
+    let base = RecordBatch::try_new(spec.base_schema.clone(), columns).map_err(internal)?;
     let out = spec.project(&base)?;
     // Deterministic order whatever the file order: event time, then every event column.
     let mut sort_cols: Vec<ArrayRef> = vec![events.column(spec.ts_column).clone()];
@@ -87,14 +86,11 @@ pub async fn sample(
             .map(|c| SortField::new(c.data_type().clone()))
             .collect(),
     )
-    .map_err(|e| Error::Input(e.to_string()))?;
-    let rows = conv
-        .convert_columns(&sort_cols)
-        .map_err(|e| Error::Input(e.to_string()))?;
+    .map_err(internal)?;
+    let rows = conv.convert_columns(&sort_cols).map_err(internal)?;
     let mut order: Vec<u32> = (0..out.num_rows() as u32).collect();
     order.sort_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
-    let out = take_record_batch(&out, &arrow::array::UInt32Array::from(order))
-        .map_err(|e| Error::Input(e.to_string()))?;
+    let out = take_record_batch(&out, &arrow::array::UInt32Array::from(order)).map_err(internal)?;
     stats.samples = out.num_rows() as u64;
     Ok((out, stats))
 }

@@ -17,6 +17,7 @@ use fstore_registry::compiled::{CompiledGroup, CompiledGroupKind, CompiledJoin};
 use fstore_registry::rows::{to_array, value_at};
 
 use crate::Error;
+use crate::error::internal;
 
 /// Per-join counts for the job summary.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,12 +38,11 @@ fn converter(columns: &[ArrayRef]) -> Result<RowConverter, Error> {
             .map(|c| SortField::new(c.data_type().clone()))
             .collect(),
     )
-    .map_err(|e| Error::Input(e.to_string()))
+    .map_err(internal)
 }
 
 fn rows(conv: &RowConverter, columns: &[ArrayRef]) -> Result<Rows, Error> {
-    conv.convert_columns(columns)
-        .map_err(|e| Error::Input(e.to_string()))
+    conv.convert_columns(columns).map_err(internal)
 }
 
 fn ts_values(a: &ArrayRef) -> Vec<Option<i64>> {
@@ -108,7 +108,7 @@ pub fn join_group(
         alias: join.join.alias.clone(),
         ..Default::default()
     };
-    let src = concat_batches(&g.source_schema, source).map_err(|e| Error::Input(e.to_string()))?;
+    let src = concat_batches(&g.source_schema, source).map_err(internal)?;
     let src_keys: Vec<ArrayRef> = g
         .key_columns
         .iter()
@@ -183,7 +183,7 @@ pub fn join_group(
                 .iter()
                 .map(|v| take(v, &idx, None))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| Error::Input(e.to_string()))?;
+                .map_err(internal)?;
             Ok((cols, stats))
         }
         CompiledGroupKind::Window { features } => {

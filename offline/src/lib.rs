@@ -7,6 +7,7 @@ pub mod engine;
 pub mod error;
 pub mod join;
 pub mod read;
+pub mod sink;
 
 pub use engine::{Range, SampleStats, sample};
 pub use error::Error;

@@ -102,7 +102,13 @@ pub async fn read_source(
         }
     }
     let names: Vec<&str> = source.columns.iter().map(|c| c.name.as_str()).collect();
-    let batches = df.select_columns(&names)?.collect().await?;
+    let batches = df.select_columns(&names)?.collect().await.map_err(|e| {
+        Error::Input(format!(
+            "source \"{}\": cannot read {}: {e}",
+            source.name,
+            location.display()
+        ))
+    })?;
     let schema = plain_source_schema(source);
     batches
         .into_iter()
