@@ -401,10 +401,20 @@ impl Checker {
                     ok = false;
                 }
                 Some(c) if c.dtype != key.dtype => {
-                    self.error(Diagnostic::new(*pos, format!(
-                        "{what} key column \"{col}\" is {} but key \"{}\" of entity \"{}\" is {}",
-                        c.dtype, key.name, entity.name, key.dtype
-                    )).hint("key types must match exactly; CAST in an upstream source if needed"));
+                    self.error(
+                        Diagnostic::new(
+                            *pos,
+                            format!(
+                                "{} column \"{col}\" is {} but key \"{}\" of entity \"{}\" is {}",
+                                if what == "join" { "join key" } else { "KEY" },
+                                c.dtype,
+                                key.name,
+                                entity.name,
+                                key.dtype
+                            ),
+                        )
+                        .hint("key types must match exactly; CAST in an upstream source if needed"),
+                    );
                     ok = false;
                 }
                 Some(_) => {}

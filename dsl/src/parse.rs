@@ -315,7 +315,9 @@ impl StmtParser {
         if self.eat(&Token::SemiColon) || self.at_eof() {
             return Ok(());
         }
-        Err(self.err(&format!("{clauses} or \";\"")))
+        Err(self
+            .err(&format!("{clauses} or \";\""))
+            .hint("end each statement with ;"))
     }
 
     fn statement(&mut self) -> PResult<Stmt> {
@@ -348,7 +350,11 @@ impl StmtParser {
         self.expect_word("KEY")
             .map_err(|d| d.hint("write CREATE ENTITY user KEY (user_id STRING)"))?;
         let keys = self.column_defs()?;
-        self.end_statement("end of entity")?;
+        if !(self.eat(&Token::SemiColon) || self.at_eof()) {
+            return Err(self
+                .err("\";\" after the entity's KEY (…)")
+                .hint("end each statement with ;"));
+        }
         Ok(Stmt::Entity { name, keys })
     }
 
@@ -361,6 +367,13 @@ impl StmtParser {
             if self.eat_word("EVENT") {
                 self.expect_word("TIME")?;
                 once(&event_time, pos, "EVENT TIME")?;
+                if ["KAFKA", "BATCH", "EVENT"].iter().any(|k| self.at_word(k))
+                    || self.at(&Token::SemiColon)
+                {
+                    return Err(self
+                        .err("the event time column after EVENT TIME")
+                        .hint("write EVENT TIME ts, naming a TIMESTAMP column"));
+                }
                 event_time = Some(self.name("the event time column")?);
             } else if self.eat_word("BATCH") {
                 once(&batch, pos, "BATCH")?;

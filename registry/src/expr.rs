@@ -169,7 +169,8 @@ fn to_fstore_type(t: &ArrowType) -> Option<(DataType, bool)> {
         | ArrowType::Int32
         | ArrowType::UInt8
         | ArrowType::UInt16
-        | ArrowType::UInt32 => DataType::Int64,
+        | ArrowType::UInt32
+        | ArrowType::UInt64 => DataType::Int64,
         ArrowType::Float16 | ArrowType::Float32 => DataType::Double,
         ArrowType::LargeUtf8 | ArrowType::Utf8View => DataType::String,
         ArrowType::Timestamp(_, tz) if tz.as_deref().is_none_or(|z| z == UTC || z == "+00:00") => {
@@ -188,8 +189,11 @@ fn to_fstore_type(t: &ArrowType) -> Option<(DataType, bool)> {
 /// DataFusion prefixes its messages with the error class; users want the substance.
 pub fn clean_message(msg: &str) -> String {
     let mut m = msg.trim();
+    // "Function 'f' user-defined coercion failed with: Error during planning: <reason>. No function matches …"
+    if let Some(i) = m.rfind("Error during planning: ") {
+        m = &m[i + "Error during planning: ".len()..];
+    }
     for prefix in [
-        "Error during planning: ",
         "Schema error: ",
         "Optimizer rule",
         "Execution error: ",
@@ -198,6 +202,9 @@ pub fn clean_message(msg: &str) -> String {
         if let Some(rest) = m.strip_prefix(prefix) {
             m = rest;
         }
+    }
+    if let Some(i) = m.find(" No function matches") {
+        m = m[..i].trim_end_matches('.');
     }
     m.lines().next().unwrap_or(m).to_string()
 }

@@ -1,0 +1,2 @@
+-- aggregates need OVER <duration>
+CREATE FEATURE GROUP g ON user FROM impressions AS SELECT COUNT(*) AS n;

@@ -1,0 +1,2 @@
+-- keys are STRING or INT64
+CREATE ENTITY location KEY (lat DOUBLE);

@@ -1,0 +1,2 @@
+-- an entity defined twice
+CREATE ENTITY user KEY (user_id STRING);

@@ -1,0 +1,2 @@
+CREATE FEATURE GROUP profile ON user FROM p TTL 1 DAY
+AS SELECT age;

@@ -1,0 +1,2 @@
+-- a key column declared twice
+CREATE ENTITY pair KEY (a STRING, a INT64);

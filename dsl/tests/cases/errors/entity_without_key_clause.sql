@@ -1,0 +1,2 @@
+-- entity keys need the KEY keyword
+CREATE ENTITY shop (shop_id STRING);

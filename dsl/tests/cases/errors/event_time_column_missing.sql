@@ -1,0 +1,3 @@
+-- the event time column must exist
+CREATE SOURCE clicks (user_id STRING, ts TIMESTAMP)
+EVENT TIME event_ts KAFKA TOPIC 'clicks';

@@ -1,0 +1,3 @@
+-- EVENT TIME at most once
+CREATE SOURCE clicks (user_id STRING, ts TIMESTAMP, t2 TIMESTAMP)
+EVENT TIME ts EVENT TIME t2 KAFKA TOPIC 'clicks';

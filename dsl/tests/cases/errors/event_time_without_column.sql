@@ -1,0 +1,3 @@
+-- EVENT TIME names a column
+CREATE SOURCE clicks (user_id STRING, ts TIMESTAMP)
+EVENT TIME KAFKA TOPIC 'clicks';

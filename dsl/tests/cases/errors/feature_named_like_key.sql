@@ -1,0 +1,3 @@
+-- the entity key is not a feature
+CREATE FEATURE GROUP g ON user FROM user_profile
+AS SELECT user_id, age;

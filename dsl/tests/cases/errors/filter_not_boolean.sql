@@ -1,0 +1,3 @@
+-- FILTER needs a BOOLEAN condition
+CREATE FEATURE GROUP g ON user FROM impressions
+AS SELECT COUNT(*) FILTER (WHERE dwell) OVER 1 DAY AS n;

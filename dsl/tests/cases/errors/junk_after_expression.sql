@@ -1,0 +1,3 @@
+-- two expressions without a comma
+CREATE FEATURE GROUP profile_2 ON user FROM user_profile
+AS SELECT age city;

@@ -1,0 +1,3 @@
+-- samples must carry their label
+CREATE SAMPLE SPEC s FROM impressions LABEL clicked
+AS SELECT request_id;

@@ -1,0 +1,2 @@
+-- a statement must start with CREATE
+ENTITY shop KEY (shop_id STRING);

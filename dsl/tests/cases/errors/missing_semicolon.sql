@@ -1,0 +1,3 @@
+-- statements end with ;
+CREATE ENTITY shop KEY (shop_id STRING)
+CREATE ENTITY seller KEY (seller_id STRING);

@@ -1,0 +1,3 @@
+-- each input once
+CREATE SAMPLE SPEC s FROM impressions JOIN user_profile LABEL clicked AS SELECT clicked, age;
+CREATE MODEL m USING s INPUTS (age, age);

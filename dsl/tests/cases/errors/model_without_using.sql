@@ -1,0 +1,2 @@
+-- a model names its spec with USING
+CREATE MODEL m ctr_spec;

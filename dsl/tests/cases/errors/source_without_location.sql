@@ -1,0 +1,2 @@
+-- a source needs BATCH PARQUET or KAFKA TOPIC
+CREATE SOURCE clicks (user_id STRING, ts TIMESTAMP) EVENT TIME ts;

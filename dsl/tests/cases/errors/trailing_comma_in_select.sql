@@ -1,0 +1,3 @@
+-- an empty item after the last comma
+CREATE FEATURE GROUP profile_2 ON user FROM user_profile
+AS SELECT age, city,;

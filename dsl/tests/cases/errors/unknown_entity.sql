@@ -1,0 +1,2 @@
+-- the entity must exist
+CREATE FEATURE GROUP g ON usr FROM user_profile AS SELECT age;

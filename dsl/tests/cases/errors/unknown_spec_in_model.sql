@@ -1,0 +1,2 @@
+-- the spec must exist
+CREATE MODEL m USING ctr_v2;

@@ -1,0 +1,2 @@
+-- CREATE of something fstore does not define
+CREATE TABLE shop (shop_id STRING);

@@ -1,0 +1,2 @@
+-- expressions need a name
+CREATE FEATURE GROUP g ON user FROM user_profile AS SELECT age * 2;

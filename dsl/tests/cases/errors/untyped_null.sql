@@ -1,0 +1,3 @@
+-- an untyped NULL has no fstore type
+CREATE SAMPLE SPEC s FROM impressions LABEL clicked
+AS SELECT clicked, NULL AS nothing;

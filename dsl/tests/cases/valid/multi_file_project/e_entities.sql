@@ -1,0 +1,1 @@
+CREATE ENTITY shop KEY (shop_id INT64);
