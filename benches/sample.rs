@@ -15,7 +15,11 @@ fn fstore() -> &'static str {
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().expect("command runs");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "{cmd:?} failed:\n{text}");
     text
 }
@@ -34,7 +38,13 @@ async fn baseline(data: &Path) {
     use datafusion::prelude::*;
     let ctx = SessionContext::new();
     for t in ["impressions", "user_profile", "item_stats"] {
-        ctx.register_parquet(t, data.join(format!("{t}.parquet")).to_str().unwrap(), ParquetReadOptions::default()).await.unwrap();
+        ctx.register_parquet(
+            t,
+            data.join(format!("{t}.parquet")).to_str().unwrap(),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .unwrap();
     }
     let sql = r#"
     WITH up AS (
@@ -65,49 +75,104 @@ async fn baseline(data: &Path) {
     let start = Instant::now();
     let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    println!("baseline: {rows} samples in {:.3}s, peak RSS {} MiB", start.elapsed().as_secs_f64(), peak_rss_mib());
+    println!(
+        "baseline: {rows} samples in {:.3}s, peak RSS {} MiB",
+        start.elapsed().as_secs_f64(),
+        peak_rss_mib()
+    );
 }
 
 fn parse_after(text: &str, key: &str) -> Option<f64> {
     let i = text.find(key)? + key.len();
-    text[i..].split(|c: char| !(c.is_ascii_digit() || c == '.')).find(|s| !s.is_empty())?.parse().ok()
+    text[i..]
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .find(|s| !s.is_empty())?
+        .parse()
+        .ok()
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--run-baseline") {
-        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(baseline(Path::new(&args[i + 1])));
         return;
     }
-    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    let sizes: Vec<usize> =
-        flag("--sizes").unwrap_or_else(|| "100000,1000000".into()).split(',').map(|s| s.parse().expect("size")).collect();
-    let baseline_max: usize = flag("--baseline-max").map_or(1_000_000, |s| s.parse().expect("number"));
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let sizes: Vec<usize> = flag("--sizes")
+        .unwrap_or_else(|| "100000,1000000".into())
+        .split(',')
+        .map(|s| s.parse().expect("size"))
+        .collect();
+    let baseline_max: usize =
+        flag("--baseline-max").map_or(1_000_000, |s| s.parse().expect("number"));
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let work = std::env::temp_dir().join(format!("fstore-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work).unwrap();
     let registry = work.join("registry");
-    run(Command::new(fstore()).args(["apply", root.join("examples/ctr").to_str().unwrap(), "--registry", registry.to_str().unwrap()]));
-    println!("| impressions | engine | samples | seconds | samples/s | peak RSS MiB | time vs fstore |");
+    run(Command::new(fstore()).args([
+        "apply",
+        root.join("examples/ctr").to_str().unwrap(),
+        "--registry",
+        registry.to_str().unwrap(),
+    ]));
+    println!(
+        "| impressions | engine | samples | seconds | samples/s | peak RSS MiB | time vs fstore |"
+    );
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     for n in sizes {
         let data = work.join(format!("data-{n}"));
         let sz = |x: usize| x.max(1).to_string();
         run(Command::new(fstore()).args([
-            "gen", "ctr", "--out", data.to_str().unwrap(), "--no-json", "--impressions", &n.to_string(), "--users", &sz(n / 20),
-            "--items", &sz(n / 200), "--profile-rows", &n.to_string(), "--item-rows", &sz(n / 10), "--days", "30",
+            "gen",
+            "ctr",
+            "--out",
+            data.to_str().unwrap(),
+            "--no-json",
+            "--impressions",
+            &n.to_string(),
+            "--users",
+            &sz(n / 20),
+            "--items",
+            &sz(n / 200),
+            "--profile-rows",
+            &n.to_string(),
+            "--item-rows",
+            &sz(n / 10),
+            "--days",
+            "30",
         ]));
         let src = |t: &str| format!("{t}={}", data.join(format!("{t}.parquet")).display());
         let start = Instant::now();
         let out = run(Command::new(fstore()).args([
-            "sample", "ctr", "--registry", registry.to_str().unwrap(), "--out", work.join(format!("out-{n}")).to_str().unwrap(),
-            "--source", &src("impressions"), "--source", &src("user_profile"), "--source", &src("item_stats"),
+            "sample",
+            "ctr",
+            "--registry",
+            registry.to_str().unwrap(),
+            "--out",
+            work.join(format!("out-{n}")).to_str().unwrap(),
+            "--source",
+            &src("impressions"),
+            "--source",
+            &src("user_profile"),
+            "--source",
+            &src("item_stats"),
         ]));
         let secs = start.elapsed().as_secs_f64();
         let samples = parse_after(&out, "events read, ").unwrap_or(0.0);
         let rss = parse_after(&out, "peak RSS ").unwrap_or(0.0);
-        println!("| {n} | fstore sample | {samples} | {secs:.2} | {:.0} | {rss} | 1.00 |", samples / secs);
+        println!(
+            "| {n} | fstore sample | {samples} | {secs:.2} | {:.0} | {rss} | 1.00 |",
+            samples / secs
+        );
         if n <= baseline_max {
             let start = Instant::now();
             let exe = std::env::current_exe().unwrap();
@@ -121,7 +186,9 @@ fn main() {
                 bsecs / secs
             );
         } else {
-            println!("| {n} | DataFusion SQL baseline | skipped (--baseline-max {baseline_max}) | | | | |");
+            println!(
+                "| {n} | DataFusion SQL baseline | skipped (--baseline-max {baseline_max}) | | | | |"
+            );
         }
     }
     std::fs::remove_dir_all(&work).ok();

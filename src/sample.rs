@@ -110,7 +110,9 @@ pub fn run(registry: &std::path::Path, args: SampleArgs) -> Result<(), CliError>
         .position(|c| matches!(&c.role, fstore_registry::ColumnRole::EventTime { .. }));
     let ts_out = ts_out.ok_or_else(|| CliError::user(format!("sample spec \"{}\" does not select its event time column; samples are partitioned by it", spec.spec.name)))?;
     let written = fstore_offline::sink::write_partitioned(&args.out, &samples, ts_out, metadata)?;
-    let peak = peak_rss_mib().map(|m| format!(", peak RSS {m} MiB")).unwrap_or_default();
+    let peak = peak_rss_mib()
+        .map(|m| format!(", peak RSS {m} MiB"))
+        .unwrap_or_default();
     println!(
         "sample {}: {} events read, {} samples in {} partitions under {} ({:.2?}{peak})",
         spec.spec.name,

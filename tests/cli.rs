@@ -162,47 +162,32 @@ fn apply_plan_apply_classifies_changes_and_refuses_unversioned_breaks() {
         "TTL 14 DAYS VERSION 2",
     );
 
-    edit(
-        &defs.join("groups.sql"),
-        ", upper(city) AS city_upper;",
-        ";",
-    );
-    let plan = text(&run(&["plan", d, "--registry", r]));
-    assert!(plan.contains("feature \"city_upper\" dropped"), "{plan}");
-    edit(
-        &defs.join("groups.sql"),
-        "score * 2 AS score;",
+    // Each probe edits the definitions, checks plan's verdict, and puts the text back.
+    let probe = |from: &str, to: &str, verdict: &str| {
+        edit(&defs.join("groups.sql"), from, to);
+        let plan = text(&run(&["plan", d, "--registry", r]));
+        assert!(plan.contains(verdict), "{verdict:?} not in:\n{plan}");
+        edit(&defs.join("groups.sql"), to, from);
+    };
+    probe(
         "score * 2 AS score, upper(city) AS city_upper;",
+        "score * 2 AS score;",
+        "feature \"city_upper\" dropped",
     );
-    edit(
-        &defs.join("groups.sql"),
+    probe(
         "AS SELECT ctr, category;",
         "AS SELECT ctr, CAST(ctr AS STRING) AS category;",
+        "feature \"category\" expression changed",
     );
-    let plan = text(&run(&["plan", d, "--registry", r]));
-    assert!(
-        plan.contains("feature \"category\" expression changed"),
-        "{plan}"
+    probe(
+        "AS SELECT age, city,",
+        "AS SELECT CAST(age AS DOUBLE) AS age, city,",
+        "feature \"age\" retyped INT64 → DOUBLE",
     );
-    edit(
-        &defs.join("groups.sql"),
-        "AS SELECT ctr, CAST(ctr AS STRING) AS category;",
-        "AS SELECT ctr, category;",
-    );
-    edit(
-        &defs.join("groups.sql"),
-        "AS SELECT age, city, score * 2 AS score",
-        "AS SELECT CAST(age AS DOUBLE) AS age, city, score * 2 AS score",
-    );
-    let plan = text(&run(&["plan", d, "--registry", r]));
-    assert!(
-        plan.contains("feature \"age\" retyped INT64 → DOUBLE"),
-        "{plan}"
-    );
-    edit(
-        &defs.join("groups.sql"),
-        "AS SELECT CAST(age AS DOUBLE) AS age, city, score * 2 AS score",
-        "AS SELECT age, city, score * 2 AS score",
+    probe(
+        "TTL 7 DAYS",
+        "TTL 7 DAYS TIE BREAK (ctr)",
+        "tie-break columns () → (ctr)",
     );
     assert!(text(&run(&["plan", d, "--registry", r])).contains("no changes"));
 

@@ -96,6 +96,29 @@ fn sorted_side(
 }
 
 /// The feature columns of one join, aligned with `events`.
+/// Sorts a group's source rows by (key, ts, tie order), the tie order given by `tie_cols`.
+fn sorted_rows(
+    src: &RecordBatch,
+    g: &CompiledGroup,
+    src_keys: &[ArrayRef],
+    key_conv: &RowConverter,
+    tie_cols: &[ArrayRef],
+    skipped: &mut u64,
+) -> Result<Side, Error> {
+    let tie = if tie_cols.is_empty() {
+        None
+    } else {
+        Some(rows(&converter(tie_cols)?, tie_cols)?)
+    };
+    sorted_side(
+        src_keys,
+        src.column(g.ts_column),
+        key_conv,
+        tie.as_ref(),
+        skipped,
+    )
+}
+
 /// `ts_column` is the events' event-time column; `source` the group source's rows.
 pub fn join_group(
     events: &RecordBatch,
@@ -141,16 +164,12 @@ pub fn join_group(
             let mut tie_cols: Vec<ArrayRef> =
                 tie_break.iter().map(|&i| src.column(i).clone()).collect();
             tie_cols.extend(values.iter().cloned());
-            let tie = if tie_cols.is_empty() {
-                None
-            } else {
-                Some(rows(&converter(&tie_cols)?, &tie_cols)?)
-            };
-            let side = sorted_side(
+            let side = sorted_rows(
+                &src,
+                g,
                 &src_keys,
-                src.column(g.ts_column),
                 &key_conv,
-                tie.as_ref(),
+                &tie_cols,
                 &mut stats.skipped_rows,
             )?;
             // One forward pass: for each event the last row with the same key and ts <= event ts.
@@ -200,16 +219,12 @@ pub fn join_group(
                 tie_cols.extend(i.iter().cloned());
                 tie_cols.extend(f.iter().cloned());
             }
-            let tie = if tie_cols.is_empty() {
-                None
-            } else {
-                Some(rows(&converter(&tie_cols)?, &tie_cols)?)
-            };
-            let side = sorted_side(
+            let side = sorted_rows(
+                &src,
+                g,
                 &src_keys,
-                src.column(g.ts_column),
                 &key_conv,
-                tie.as_ref(),
+                &tie_cols,
                 &mut stats.skipped_rows,
             )?;
             // Events outside the pass (NULL key) see an empty window.

@@ -81,18 +81,7 @@ async fn check(set: &str) {
             }
         }
     }
-    diffs.sort();
-    assert!(
-        diffs.is_empty(),
-        "{} of {cells} cells differ:\n{}",
-        diffs.len(),
-        diffs
-            .iter()
-            .take(30)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    crate::assert_no_diffs(diffs, cells);
     println!(
         "contract {set}: {} samples, {cells} cells equal; {stats:?}",
         got.num_rows()
