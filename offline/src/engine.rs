@@ -8,7 +8,7 @@ use arrow::compute::{concat_batches, filter_record_batch, take_record_batch};
 use arrow::datatypes::TimestampMicrosecondType;
 use arrow_row::{RowConverter, SortField};
 use datafusion::prelude::SessionContext;
-use fstore_registry::compiled::CompiledSpec;
+use fstore_registry::compiled::{CompiledGroupKind, CompiledSpec};
 
 use crate::Error;
 use crate::error::internal;
@@ -42,8 +42,34 @@ pub async fn sample(
     let location = |name: &str| {
         locations.get(name).cloned().ok_or_else(|| Error::Input(format!("no location for source \"{name}\": declare BATCH PARQUET or pass --source {name}=PATH")))
     };
+    // Each source is read once, with the union of the time bounds its uses need: events in
+    // [start, end); a group's rows in [start - lookback, end), the lookback being its TTL
+    // (unbounded without one) or its longest window.
+    let mut bounds: HashMap<String, (Option<i64>, Option<i64>)> = HashMap::new();
+    let mut need = |name: &str, lower: Option<i64>| {
+        let b = bounds.entry(name.to_string()).or_insert((lower, range.end));
+        b.0 = match (b.0, lower) {
+            (Some(a), Some(c)) => Some(a.min(c)),
+            _ => None,
+        };
+    };
+    need(&spec.source.name, range.start);
+    for join in &spec.joins {
+        let lookback = match &join.group.kind {
+            CompiledGroupKind::Row { ttl_us, .. } => *ttl_us,
+            CompiledGroupKind::Window { features } => features.iter().map(|f| f.window_us).max(),
+        };
+        let lower = range.start.zip(lookback).map(|(s, l)| s.saturating_sub(l));
+        need(&join.group.source.name, lower);
+    }
     let mut cache: HashMap<String, Vec<RecordBatch>> = HashMap::new();
-    let events_raw = read_source(ctx, &spec.source, &location(&spec.source.name)?).await?;
+    let events_raw = read_source(
+        ctx,
+        &spec.source,
+        &location(&spec.source.name)?,
+        bounds[&spec.source.name],
+    )
+    .await?;
     cache.insert(spec.source.name.clone(), events_raw.clone());
     let events = concat_batches(&spec.source_schema, &events_raw).map_err(internal)?;
     let mut stats = SampleStats {
@@ -68,7 +94,7 @@ pub async fn sample(
     for join in &spec.joins {
         let src = &join.group.source;
         if !cache.contains_key(&src.name) {
-            let rows = read_source(ctx, src, &location(&src.name)?).await?;
+            let rows = read_source(ctx, src, &location(&src.name)?, bounds[&src.name]).await?;
             cache.insert(src.name.clone(), rows);
         }
         let (cols, js) = join_group(&events, spec.ts_column, join, &cache[&src.name])?;

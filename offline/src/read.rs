@@ -5,10 +5,12 @@ use std::path::Path;
 
 use arrow::array::RecordBatch;
 use arrow::compute::cast;
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::common::ScalarValue;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext, ident, lit};
 use fstore_registry::DataType;
 use fstore_registry::compiled::plain_source_schema;
 use fstore_registry::model::Source;
+use fstore_registry::types::UTC;
 
 use crate::Error;
 
@@ -30,10 +32,13 @@ fn has_glob(s: &str) -> bool {
 }
 
 /// Reads every row of a source at `location` with the source's declared schema.
+/// `bounds` keeps only rows with event time in `[lower, upper)` (each end optional); the
+/// predicate is pushed into the Parquet scan.
 pub async fn read_source(
     ctx: &SessionContext,
     source: &Source,
     location: &Path,
+    bounds: (Option<i64>, Option<i64>),
 ) -> Result<Vec<RecordBatch>, Error> {
     let loc = location.to_string_lossy().to_string();
     let url = if has_glob(&loc) {
@@ -102,7 +107,15 @@ pub async fn read_source(
         }
     }
     let names: Vec<&str> = source.columns.iter().map(|c| c.name.as_str()).collect();
-    let batches = df.select_columns(&names)?.collect().await.map_err(|e| {
+    let mut df = df.select_columns(&names)?;
+    let ts = |v: i64| lit(ScalarValue::TimestampMicrosecond(Some(v), Some(UTC.into())));
+    if let Some(lower) = bounds.0 {
+        df = df.filter(ident(&source.event_time).gt_eq(ts(lower)))?;
+    }
+    if let Some(upper) = bounds.1 {
+        df = df.filter(ident(&source.event_time).lt(ts(upper)))?;
+    }
+    let batches = df.collect().await.map_err(|e| {
         Error::Input(format!(
             "source \"{}\": cannot read {}: {e}",
             source.name,

@@ -1,6 +1,7 @@
 //! Batch engine tests: the contract vectors and a brute-force reference.
 
 mod contract;
+mod ranges;
 mod reference;
 
 /// Fails with the first differing cells, sorted, if any.
