@@ -52,14 +52,14 @@ pub fn run(registry: &std::path::Path, args: SampleArgs) -> Result<(), CliError>
         start: args.start.as_deref().map(parse_time).transpose()?,
         end: args.end.as_deref().map(parse_time).transpose()?,
     };
-    if let (Some(s), Some(e)) = (range.start, range.end) {
-        if s >= e {
-            return Err(CliError::user(format!(
-                "--start {} is not before --end {}",
-                args.start.unwrap_or_default(),
-                args.end.unwrap_or_default()
-            )));
-        }
+    if let (Some(s), Some(e)) = (range.start, range.end)
+        && s >= e
+    {
+        return Err(CliError::user(format!(
+            "--start {} is not before --end {}",
+            args.start.unwrap_or_default(),
+            args.end.unwrap_or_default()
+        )));
     }
     let mut locations: HashMap<String, PathBuf> = HashMap::new();
     for src in std::iter::once(&spec.source).chain(spec.joins.iter().map(|j| &j.group.source)) {
@@ -71,7 +71,7 @@ pub fn run(registry: &std::path::Path, args: SampleArgs) -> Result<(), CliError>
         let (name, path) = o
             .split_once('=')
             .ok_or_else(|| CliError::user(format!("--source {o:?}: write NAME=PATH")))?;
-        if !locations.contains_key(name) && snap.definitions.sources.get(name).is_none() {
+        if !locations.contains_key(name) && !snap.definitions.sources.contains_key(name) {
             let known: Vec<&str> = snap
                 .definitions
                 .sources

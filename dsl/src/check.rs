@@ -287,8 +287,7 @@ impl Checker {
                 .hint("add BATCH PARQUET 'path' for batch jobs and/or KAFKA TOPIC 'name' for the joiner"));
             ok = false;
         }
-        if let Some(b) = batch.filter(|b| b.trim().is_empty()) {
-            let _ = b;
+        if batch.is_some_and(|b| b.trim().is_empty()) {
             self.error(Diagnostic::new(name.pos, "BATCH PARQUET location is empty"));
             ok = false;
         }
@@ -488,7 +487,7 @@ impl Checker {
             }
             let mut features = Vec::new();
             for item in items {
-                if let Some(f) = self.window_feature(file, item, &scope, &source_def) {
+                if let Some(f) = self.window_feature(file, item, &scope) {
                     names.push((
                         f.name.clone(),
                         item.alias.as_ref().map_or(item.pos, |a| a.pos),
@@ -618,7 +617,6 @@ impl Checker {
         file: usize,
         item: &SelectItem,
         scope: &[ScopeEntry],
-        source: &Source,
     ) -> Option<WindowFeature> {
         let over = item.over.as_ref().expect("window items have OVER");
         let Expr::Function(f) = &item.expr else {
@@ -732,7 +730,6 @@ impl Checker {
                 Some(expr)
             }
         };
-        let _ = source;
         Some(WindowFeature {
             name,
             agg,
@@ -995,7 +992,7 @@ impl Checker {
                 ok = false;
                 continue;
             };
-            let role = match base_ref(&item.expr, &src.name, &scope) {
+            let role = match base_ref(&item.expr, &scope) {
                 Some(entry) if entry.qualifier == src.name && entry.name == src.event_time => {
                     ColumnRole::EventTime { column: entry.name }
                 }
@@ -1168,19 +1165,16 @@ fn forbidden(file: usize, e: &Expr, fallback: Pos) -> Option<Diagnostic> {
 }
 
 /// The base column a plain reference names, if the expression is one.
-fn base_ref(e: &Expr, source: &str, scope: &[ScopeEntry]) -> Option<ScopeEntry> {
+fn base_ref(e: &Expr, scope: &[ScopeEntry]) -> Option<ScopeEntry> {
     match e {
         Expr::Identifier(i) => {
             let hits: Vec<&ScopeEntry> = scope.iter().filter(|s| s.name == i.value).collect();
             (hits.len() == 1).then(|| hits[0].clone())
         }
-        Expr::CompoundIdentifier(p) if p.len() == 2 => {
-            let _ = source;
-            scope
-                .iter()
-                .find(|s| s.qualifier == p[0].value && s.name == p[1].value)
-                .cloned()
-        }
+        Expr::CompoundIdentifier(p) if p.len() == 2 => scope
+            .iter()
+            .find(|s| s.qualifier == p[0].value && s.name == p[1].value)
+            .cloned(),
         _ => None,
     }
 }
@@ -1228,13 +1222,13 @@ impl SpecResolver<'_> {
                         .position(|n| n == &c.value)
                         .filter(|&j| j != own) // a column's own name never refers to itself
                     {
-                        Some(j) if base_ref(&self.items[j].expr, "", self.scope).is_none() => {
+                        Some(j) if base_ref(&self.items[j].expr, self.scope).is_none() => {
                             Ok(Target::Output(j))
                         }
                         _ => {
                             // Only what a reference can name: base columns and other transforms.
                             let transforms: Vec<&str> = (0..self.items.len())
-                                .filter(|&j| j != own && base_ref(&self.items[j].expr, "", self.scope).is_none())
+                                .filter(|&j| j != own && base_ref(&self.items[j].expr, self.scope).is_none())
                                 .map(|j| self.names[j].as_str())
                                 .collect();
                             let mut known: Vec<String> = self.scope.iter().map(|s| format!("{}.{}", s.qualifier, s.name)).collect();

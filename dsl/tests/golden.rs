@@ -43,8 +43,11 @@ fn names(d: &Definitions) -> BTreeSet<(String, String)> {
         .collect()
 }
 
+/// (path, text) of each definitions file.
+type Files = Vec<(PathBuf, String)>;
+
 /// The files of a case and the prelude objects to leave out of its expected output.
-fn case_files(case: &Path) -> (Vec<(PathBuf, String)>, BTreeSet<(String, String)>) {
+fn case_files(case: &Path) -> (Files, BTreeSet<(String, String)>) {
     if case.is_dir() {
         return (read_sql(case), BTreeSet::new());
     }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType as ArrowType, Field, Schema, TimeUnit};
+use arrow::datatypes::{DataType as ArrowType, Field, Schema};
 use datafusion::common::DFSchema;
 use datafusion::common::tree_node::TreeNode;
 use datafusion::execution::FunctionRegistry;
@@ -182,7 +182,6 @@ fn to_fstore_type(t: &ArrowType) -> Option<(DataType, bool)> {
         }
         _ => return None,
     };
-    let _ = TimeUnit::Microsecond;
     Some((d, true))
 }
 

@@ -69,7 +69,7 @@ pub fn rows_to_batch(schema: &SchemaRef, rows: &[Vec<Value>]) -> Result<RecordBa
         })?;
         columns.push(to_array(&t, rows.iter().map(|r| r[i].clone()))?);
     }
-    Ok(RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::Invalid(e.to_string()))?)
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::Invalid(e.to_string()))
 }
 
 /// One cell of an Arrow array as a value.
