@@ -51,7 +51,7 @@ impl From<fstore_offline::Error> for CliError {
     fn from(e: fstore_offline::Error) -> Self {
         CliError {
             user: e.is_user_error(),
-            message: e.to_string(),
+            message: e.user_message(),
         }
     }
 }

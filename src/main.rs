@@ -94,9 +94,29 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => e.report(),
+    }
+}
+
+/// Log lines go to stderr: JSON when stderr is not a terminal (schedulers, CI), at `info`;
+/// on a terminal only warnings, since progress is drawn there. `FSTORE_LOG` overrides the
+/// filter (`tracing` env-filter syntax).
+fn init_logging() {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let tty = std::io::stderr().is_terminal();
+    let filter = EnvFilter::try_from_env("FSTORE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(if tty { "warn" } else { "info" }));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if tty {
+        builder.compact().init();
+    } else {
+        builder.json().flatten_event(true).init();
     }
 }
 

@@ -1,8 +1,13 @@
 //! `fstore sample`: a batch sample job as schedulers run it.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
 
 use fstore_offline::Range;
 use fstore_registry::Registry;
@@ -31,6 +36,39 @@ pub struct SampleArgs {
     /// Print the first N samples after the job.
     #[arg(long, default_value_t = 0)]
     pub show: usize,
+    /// Memory the job's sorts may hold before spilling to disk (TMPDIR): e.g. 512MiB, 2GiB.
+    #[arg(long, default_value = "2GiB", value_parser = parse_size)]
+    pub memory_limit: usize,
+}
+
+/// Parses a byte size: a number with an optional unit B, KiB, MiB, GiB, TiB (or K, M, G, T,
+/// KB, MB, GB, TB, all powers of 1024).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("bad size {s:?}: write e.g. 512MiB or 2GiB"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        u => {
+            return Err(format!(
+                "bad size {s:?}: unknown unit {u:?} (use KiB, MiB, GiB, TiB)"
+            ));
+        }
+    };
+    let bytes = n * (1u64 << shift) as f64;
+    if !(bytes >= 1.0 && bytes < usize::MAX as f64) {
+        return Err(format!("bad size {s:?}: must be at least 1 byte"));
+    }
+    Ok(bytes as usize)
 }
 
 /// Parses `YYYY-MM-DD` (midnight UTC) or RFC 3339 into epoch microseconds.
@@ -92,8 +130,10 @@ pub fn run(registry: &std::path::Path, args: SampleArgs) -> Result<(), CliError>
             user: false,
             message: e.to_string(),
         })?;
-    let ctx = fstore_offline::read::session();
-    let (samples, stats) = rt.block_on(fstore_offline::sample(&ctx, &spec, &locations, range))?;
+    let ctx = fstore_offline::read::session_with(fstore_offline::read::SessionOptions {
+        memory_limit: Some(args.memory_limit),
+        batch_size: None,
+    })?;
     let spec_fp = fstore_registry::model::ObjectRef::Spec(&spec.spec).fingerprint();
     let metadata = BTreeMap::from([
         ("fstore.spec".to_string(), spec.spec.name.clone()),
@@ -109,7 +149,37 @@ pub fn run(registry: &std::path::Path, args: SampleArgs) -> Result<(), CliError>
         .iter()
         .position(|c| matches!(&c.role, fstore_registry::ColumnRole::EventTime { .. }));
     let ts_out = ts_out.ok_or_else(|| CliError::user(format!("sample spec \"{}\" does not select its event time column; samples are partitioned by it", spec.spec.name)))?;
-    let written = fstore_offline::sink::write_partitioned(&args.out, &samples, ts_out, metadata)?;
+    let (written, stats, shown) = rt.block_on(async {
+        let job = fstore_offline::plan(&ctx, &spec, &locations, range).await?;
+        tracing::info!(
+            spec = %spec.spec.name,
+            events = job.events,
+            memory_limit = args.memory_limit,
+            "sample job planned"
+        );
+        let progress = Progress::start(&spec.spec.name, job.progress.clone(), job.total_work());
+        let mut writer = fstore_offline::sink::PartitionedWriter::new(
+            &args.out,
+            &spec.output_schema,
+            ts_out,
+            metadata,
+        );
+        let mut shown = Vec::new();
+        let mut shown_rows = 0;
+        let mut stream = std::pin::pin!(job.execute(&ctx)?);
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            if shown_rows < args.show {
+                let n = (args.show - shown_rows).min(batch.num_rows());
+                shown.push(batch.slice(0, n));
+                shown_rows += n;
+            }
+            writer.write(&batch)?;
+        }
+        let written = writer.finish()?;
+        progress.stop();
+        Ok::<_, CliError>((written, job.stats(), shown))
+    })?;
     let peak = peak_rss_mib()
         .map(|m| format!(", peak RSS {m} MiB"))
         .unwrap_or_default();
@@ -122,6 +192,22 @@ pub fn run(registry: &std::path::Path, args: SampleArgs) -> Result<(), CliError>
         args.out.display(),
         started.elapsed()
     );
+    tracing::info!(
+        spec = %spec.spec.name,
+        events_read = stats.events_read,
+        events_without_time = stats.events_without_time,
+        samples = stats.samples,
+        partitions = written.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        peak_rss_mib = peak_rss_mib(),
+        "sample job done"
+    );
+    if stats.events_without_time > 0 {
+        println!(
+            "  {} events without event time skipped",
+            stats.events_without_time
+        );
+    }
     for j in &stats.joins {
         println!(
             "  join {}: {} events without a row, {} expired by TTL, {} source rows without key or time",
@@ -129,10 +215,9 @@ pub fn run(registry: &std::path::Path, args: SampleArgs) -> Result<(), CliError>
         );
     }
     if args.show > 0 {
-        let n = args.show.min(samples.num_rows());
         println!(
             "{}",
-            arrow::util::pretty::pretty_format_batches(&[samples.slice(0, n)]).map_err(|e| {
+            arrow::util::pretty::pretty_format_batches(&shown).map_err(|e| {
                 CliError {
                     user: false,
                     message: e.to_string(),
@@ -141,6 +226,82 @@ pub fn run(registry: &std::path::Path, args: SampleArgs) -> Result<(), CliError>
         );
     }
     Ok(())
+}
+
+/// Reports a job's progress: a redrawn line on a terminal, a structured log line every ten
+/// seconds otherwise.
+struct Progress {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(name: &str, done: Arc<AtomicU64>, total: u64) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tty = std::io::stderr().is_terminal();
+        let (flag, name) = (stop.clone(), name.to_string());
+        let thread = std::thread::spawn(move || {
+            let started = Instant::now();
+            let every = if tty {
+                Duration::from_millis(250)
+            } else {
+                Duration::from_secs(10)
+            };
+            let mut last = Instant::now();
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+                if last.elapsed() < every {
+                    continue;
+                }
+                last = Instant::now();
+                let n = done.load(Ordering::Relaxed).min(total);
+                let secs = started.elapsed().as_secs_f64();
+                let rate = n as f64 / secs.max(1e-9);
+                let eta = (rate > 0.0).then(|| (total - n) as f64 / rate);
+                if tty {
+                    let width = 30;
+                    let filled = (n as f64 / total.max(1) as f64 * width as f64) as usize;
+                    eprint!(
+                        "\r{name} [{}{}] {n}/{total} rows  {:.0} rows/s  ETA {}   ",
+                        "#".repeat(filled),
+                        "-".repeat(width - filled),
+                        rate,
+                        eta.map(|s| format!("{s:.0}s"))
+                            .unwrap_or_else(|| "?".into())
+                    );
+                } else {
+                    tracing::info!(
+                        spec = %name,
+                        rows = n,
+                        total,
+                        rows_per_s = rate.round(),
+                        eta_s = eta.map(f64::round),
+                        "sample progress"
+                    );
+                }
+            }
+            if tty {
+                eprint!("\r{}\r", " ".repeat(100));
+            }
+        });
+        Progress {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 /// The process's peak resident memory (VmHWM), in MiB, where /proc has it.

@@ -473,11 +473,48 @@ fn sample_writes_dated_partitions_idempotently_and_reports_bad_inputs() {
             "is not before",
         ),
         (vec!["sample", "ctr", "--start", "yesterday"], "bad time"),
+        (
+            vec![
+                "sample",
+                "ctr",
+                "--source",
+                "impressions=WORK/garbage.parquet",
+            ],
+            "cannot read Parquet at",
+        ),
+        (
+            vec![
+                "sample",
+                "ctr",
+                "--source",
+                "user_profile=WORK/truncated.parquet",
+            ],
+            "cannot read Parquet at",
+        ),
+        (
+            vec!["sample", "ctr", "--memory-limit", "4KiB"],
+            "raise --memory-limit",
+        ),
+        (vec!["sample", "ctr", "--memory-limit", "lots"], "bad size"),
     ] {
         let data = root.join("examples/ctr/data");
+        fs::write(
+            work.path().join("garbage.parquet"),
+            b"PAR1 not really parquet PAR1",
+        )
+        .unwrap();
+        let whole = fs::read(data.join("user_profile.parquet")).unwrap();
+        fs::write(
+            work.path().join("truncated.parquet"),
+            &whole[..whole.len() / 2],
+        )
+        .unwrap();
         let mut full: Vec<String> = args
             .iter()
-            .map(|a| a.replace("DATA", data.to_str().unwrap()))
+            .map(|a| {
+                a.replace("DATA", data.to_str().unwrap())
+                    .replace("WORK", work.path().to_str().unwrap())
+            })
             .collect();
         full.extend([
             "--registry".into(),

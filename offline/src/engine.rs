@@ -1,19 +1,46 @@
-//! A sample job: read the spec's sources, join, project, order deterministically.
+//! A sample job as one DataFusion physical plan:
+//!
+//! ```text
+//! Sort(event time, event columns)            -- deterministic output order
+//!   AsOfJoin(join n)
+//!     Sort(events by join n's keys)
+//!       …
+//!         AsOfJoin(join 1)
+//!           Sort(events by join 1's keys)    -- events with time in [start, end)
+//!             ParquetScan(events)
+//!           Sort(group rows by key)
+//!             ParquetScan(group source)      -- rows in [start - lookback, end)
+//!           …
+//! ```
+//!
+//! Every sort is DataFusion's: under the session's memory pool it spills sorted runs to disk
+//! and merges them, so a job's memory is bounded by the pool plus one chunk per join.
+//! Transforms are applied to the sorted base rows as they stream out.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex};
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
-use arrow::compute::{concat_batches, filter_record_batch, take_record_batch};
-use arrow::datatypes::TimestampMicrosecondType;
-use arrow_row::{RowConverter, SortField};
-use datafusion::prelude::SessionContext;
+use arrow::array::{AsArray, RecordBatch};
+use arrow::compute::concat_batches;
+use arrow::datatypes::{Int64Type, Schema};
+use datafusion::arrow::compute::SortOptions;
+use datafusion::functions_aggregate::expr_fn::count;
+use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr, expressions::Column};
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::{ExecutionPlan, Partitioning, execute_stream};
+use datafusion::prelude::{SessionContext, ident, lit};
 use fstore_registry::compiled::{CompiledGroupKind, CompiledSpec};
+use futures::{Stream, TryStreamExt};
 
 use crate::Error;
+use crate::asof::AsOfJoinExec;
 use crate::error::internal;
-use crate::join::{JoinStats, join_group};
-use crate::read::read_source;
+use crate::join::JoinStats;
+use crate::read::source_frame;
 
 /// Which events to sample: event time in `[start, end)`, microseconds; open ends by default.
 #[derive(Debug, Clone, Copy, Default)]
@@ -31,92 +58,190 @@ pub struct SampleStats {
     pub joins: Vec<JoinStats>,
 }
 
-/// Computes the samples of a compiled spec; `locations` gives each source's Parquet location.
+/// A planned sample job: run it with [`SampleJob::execute`], then read [`SampleJob::stats`].
+pub struct SampleJob {
+    spec: Arc<CompiledSpec>,
+    plan: Arc<dyn ExecutionPlan>,
+    joins: Vec<Arc<Mutex<JoinStats>>>,
+    events_read: u64,
+    events_without_time: u64,
+    /// Events in range: the samples the job will produce.
+    pub events: u64,
+    /// Units of work done so far: events through each join, then samples out.
+    pub progress: Arc<AtomicU64>,
+    samples: Arc<AtomicU64>,
+}
+
+/// Sorts `plan` by `columns` (ascending, NULL first) on `partitions` threads, merged into one
+/// sorted partition. The sort spills to disk when the memory pool refuses it memory.
+fn sorted(
+    plan: Arc<dyn ExecutionPlan>,
+    columns: &[usize],
+    partitions: usize,
+) -> Result<Arc<dyn ExecutionPlan>, Error> {
+    let schema = plan.schema();
+    let ordering = LexOrdering::new(columns.iter().map(|&i| {
+        PhysicalSortExpr::new(
+            Arc::new(Column::new(schema.field(i).name(), i)),
+            SortOptions {
+                descending: false,
+                nulls_first: true,
+            },
+        )
+    }))
+    .ok_or_else(|| internal("sort without columns"))?;
+    let spread: Arc<dyn ExecutionPlan> = Arc::new(RepartitionExec::try_new(
+        plan,
+        Partitioning::RoundRobinBatch(partitions.max(1)),
+    )?);
+    let sort = Arc::new(SortExec::new(ordering.clone(), spread).with_preserve_partitioning(true));
+    Ok(Arc::new(SortPreservingMergeExec::new(ordering, sort)))
+}
+
+/// Plans a sample job for a compiled spec; `locations` gives each source's Parquet location.
 /// Rows come out ordered by event time, then by the event's columns.
+pub async fn plan(
+    ctx: &SessionContext,
+    spec: &CompiledSpec,
+    locations: &HashMap<String, PathBuf>,
+    range: Range,
+) -> Result<SampleJob, Error> {
+    let location = |name: &str| {
+        locations.get(name).cloned().ok_or_else(|| Error::Input(format!("no location for source \"{name}\": declare BATCH PARQUET or pass --source {name}=PATH")))
+    };
+    let partitions = ctx.copied_config().target_partitions();
+    // Events in [start, end); rows without an event time are counted, not sampled.
+    let events = source_frame(
+        ctx,
+        &spec.source,
+        &location(&spec.source.name)?,
+        (range.start, range.end),
+    )
+    .await?;
+    let counts = events
+        .clone()
+        .aggregate(
+            vec![],
+            vec![
+                count(lit(1)).alias("rows"),
+                count(ident(&spec.source.event_time)).alias("timed"),
+            ],
+        )?
+        .collect()
+        .await?;
+    let counts = concat_batches(&counts[0].schema(), &counts).map_err(internal)?;
+    let (rows, timed) = (
+        counts.column(0).as_primitive::<Int64Type>().value(0) as u64,
+        counts.column(1).as_primitive::<Int64Type>().value(0) as u64,
+    );
+    let events = events.filter(ident(&spec.source.event_time).is_not_null())?;
+    let mut plan = events.create_physical_plan().await?;
+
+    let progress = Arc::new(AtomicU64::new(0));
+    let mut joins = Vec::new();
+    let n_event = spec.source_schema.fields().len();
+    let mut width = n_event;
+    for join in &spec.joins {
+        // A group's rows in [start - lookback, end): the lookback is its TTL (unbounded
+        // without one) or its longest window.
+        let lookback = match &join.group.kind {
+            CompiledGroupKind::Row { ttl_us, .. } => *ttl_us,
+            CompiledGroupKind::Window { features } => features.iter().map(|f| f.window_us).max(),
+        };
+        let lower = range.start.zip(lookback).map(|(s, l)| s.saturating_sub(l));
+        let src = &join.group.source;
+        let rows = source_frame(ctx, src, &location(&src.name)?, (lower, range.end))
+            .await?
+            .create_physical_plan()
+            .await?;
+        let rows = sorted(rows, &join.group.key_columns, partitions)?;
+        let events = sorted(plan, &join.event_keys, partitions)?;
+        width += join.group.features().len();
+        let schema = Arc::new(Schema::new(spec.base_schema.fields()[..width].to_vec()));
+        let stats = Arc::new(Mutex::new(JoinStats {
+            alias: join.join.alias.clone(),
+            ..Default::default()
+        }));
+        joins.push(stats.clone());
+        plan = Arc::new(AsOfJoinExec::new(
+            events,
+            rows,
+            join.clone(),
+            spec.ts_column,
+            schema,
+            stats,
+            progress.clone(),
+        ));
+    }
+    // Deterministic order whatever the file order: event time, then every event column.
+    let order: Vec<usize> = std::iter::once(spec.ts_column).chain(0..n_event).collect();
+    let plan = sorted(plan, &order, partitions)?;
+    Ok(SampleJob {
+        spec: Arc::new(spec.clone()),
+        plan,
+        joins,
+        events_read: rows,
+        events_without_time: rows - timed,
+        events: timed,
+        progress,
+        samples: Arc::new(AtomicU64::new(0)),
+    })
+}
+
+impl SampleJob {
+    /// Units of work in the whole job, for progress: each event passes every join, then out.
+    pub fn total_work(&self) -> u64 {
+        self.events * (self.joins.len() as u64 + 1)
+    }
+
+    /// Runs the job: the samples, in order, as they are computed.
+    pub fn execute(
+        &self,
+        ctx: &SessionContext,
+    ) -> Result<impl Stream<Item = Result<RecordBatch, Error>> + Send + 'static, Error> {
+        let stream = execute_stream(self.plan.clone(), ctx.task_ctx())?;
+        let spec = self.spec.clone();
+        let (progress, samples) = (self.progress.clone(), self.samples.clone());
+        Ok(stream.map_err(Error::from).and_then(move |base| {
+            let out = spec.project(&base).map_err(Error::from);
+            if let Ok(b) = &out {
+                progress.fetch_add(b.num_rows() as u64, AtomicOrdering::Relaxed);
+                samples.fetch_add(b.num_rows() as u64, AtomicOrdering::Relaxed);
+            }
+            futures::future::ready(out)
+        }))
+    }
+
+    /// Counts so far (final once the stream has ended).
+    pub fn stats(&self) -> SampleStats {
+        SampleStats {
+            events_read: self.events_read,
+            events_without_time: self.events_without_time,
+            samples: self.samples.load(AtomicOrdering::Relaxed),
+            joins: self
+                .joins
+                .iter()
+                .map(|j| j.lock().map(|s| s.clone()).unwrap_or_default())
+                .collect(),
+        }
+    }
+
+    /// The physical plan, for `EXPLAIN`-style display.
+    pub fn physical_plan(&self) -> &Arc<dyn ExecutionPlan> {
+        &self.plan
+    }
+}
+
+/// Computes all samples of a compiled spec into one batch (tests and small jobs; `fstore
+/// sample` streams them to Parquet instead).
 pub async fn sample(
     ctx: &SessionContext,
     spec: &CompiledSpec,
     locations: &HashMap<String, PathBuf>,
     range: Range,
 ) -> Result<(RecordBatch, SampleStats), Error> {
-    let location = |name: &str| {
-        locations.get(name).cloned().ok_or_else(|| Error::Input(format!("no location for source \"{name}\": declare BATCH PARQUET or pass --source {name}=PATH")))
-    };
-    // Each source is read once, with the union of the time bounds its uses need: events in
-    // [start, end); a group's rows in [start - lookback, end), the lookback being its TTL
-    // (unbounded without one) or its longest window.
-    let mut bounds: HashMap<String, (Option<i64>, Option<i64>)> = HashMap::new();
-    let mut need = |name: &str, lower: Option<i64>| {
-        let b = bounds.entry(name.to_string()).or_insert((lower, range.end));
-        b.0 = match (b.0, lower) {
-            (Some(a), Some(c)) => Some(a.min(c)),
-            _ => None,
-        };
-    };
-    need(&spec.source.name, range.start);
-    for join in &spec.joins {
-        let lookback = match &join.group.kind {
-            CompiledGroupKind::Row { ttl_us, .. } => *ttl_us,
-            CompiledGroupKind::Window { features } => features.iter().map(|f| f.window_us).max(),
-        };
-        let lower = range.start.zip(lookback).map(|(s, l)| s.saturating_sub(l));
-        need(&join.group.source.name, lower);
-    }
-    let mut cache: HashMap<String, Vec<RecordBatch>> = HashMap::new();
-    let events_raw = read_source(
-        ctx,
-        &spec.source,
-        &location(&spec.source.name)?,
-        bounds[&spec.source.name],
-    )
-    .await?;
-    cache.insert(spec.source.name.clone(), events_raw.clone());
-    let events = concat_batches(&spec.source_schema, &events_raw).map_err(internal)?;
-    let mut stats = SampleStats {
-        events_read: events.num_rows() as u64,
-        ..Default::default()
-    };
-    let ts = events
-        .column(spec.ts_column)
-        .as_primitive::<TimestampMicrosecondType>();
-    let keep: BooleanArray = ts
-        .iter()
-        .map(|t| {
-            Some(t.is_some_and(|t| {
-                range.start.is_none_or(|s| t >= s) && range.end.is_none_or(|e| t < e)
-            }))
-        })
-        .collect();
-    stats.events_without_time = ts.null_count() as u64;
-    let events = filter_record_batch(&events, &keep).map_err(internal)?;
-
-    let mut columns: Vec<ArrayRef> = events.columns().to_vec();
-    for join in &spec.joins {
-        let src = &join.group.source;
-        if !cache.contains_key(&src.name) {
-            let rows = read_source(ctx, src, &location(&src.name)?, bounds[&src.name]).await?;
-            cache.insert(src.name.clone(), rows);
-        }
-        let (cols, js) = join_group(&events, spec.ts_column, join, &cache[&src.name])?;
-        columns.extend(cols);
-        stats.joins.push(js);
-    }
-    let base = RecordBatch::try_new(spec.base_schema.clone(), columns).map_err(internal)?;
-    let out = spec.project(&base)?;
-    // Deterministic order whatever the file order: event time, then every event column.
-    let mut sort_cols: Vec<ArrayRef> = vec![events.column(spec.ts_column).clone()];
-    sort_cols.extend(events.columns().iter().cloned());
-    let conv = RowConverter::new(
-        sort_cols
-            .iter()
-            .map(|c| SortField::new(c.data_type().clone()))
-            .collect(),
-    )
-    .map_err(internal)?;
-    let rows = conv.convert_columns(&sort_cols).map_err(internal)?;
-    let mut order: Vec<u32> = (0..out.num_rows() as u32).collect();
-    order.sort_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
-    let out = take_record_batch(&out, &arrow::array::UInt32Array::from(order)).map_err(internal)?;
-    stats.samples = out.num_rows() as u64;
-    Ok((out, stats))
+    let job = plan(ctx, spec, locations, range).await?;
+    let batches: Vec<RecordBatch> = job.execute(ctx)?.try_collect().await?;
+    let out = concat_batches(&spec.output_schema, &batches).map_err(internal)?;
+    Ok((out, job.stats()))
 }

@@ -1,5 +1,7 @@
 //! Errors of the batch engine.
 
+use datafusion::error::DataFusionError;
+
 /// What can go wrong producing samples: the user's mistakes first, then internal ones.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -12,7 +14,7 @@ pub enum Error {
     #[error(transparent)]
     Registry(#[from] fstore_registry::Error),
     #[error("batch engine: {0}")]
-    DataFusion(#[from] datafusion::error::DataFusionError),
+    DataFusion(#[from] DataFusionError),
 }
 
 impl Error {
@@ -21,7 +23,31 @@ impl Error {
         match self {
             Error::Input(_) => true,
             Error::Registry(e) => e.is_user_error(),
-            Error::Internal(_) | Error::DataFusion(_) => false,
+            // An unreadable or corrupt input file, or a memory limit too small for the job.
+            Error::DataFusion(e) => matches!(
+                e.find_root(),
+                DataFusionError::ParquetError(_)
+                    | DataFusionError::IoError(_)
+                    | DataFusionError::ObjectStore(_)
+                    | DataFusionError::ResourcesExhausted(_)
+            ),
+            Error::Internal(_) => false,
+        }
+    }
+}
+
+/// The error as the user should read it: a memory limit too small for the job names the
+/// option that raises it.
+impl Error {
+    pub fn user_message(&self) -> String {
+        match self {
+            Error::DataFusion(e) => match e.find_root() {
+                DataFusionError::ResourcesExhausted(m) => format!(
+                    "the memory limit is too small for this job: raise --memory-limit ({m})"
+                ),
+                _ => self.to_string(),
+            },
+            _ => self.to_string(),
         }
     }
 }

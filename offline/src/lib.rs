@@ -3,11 +3,12 @@
 //! windows and the spec's transforms through the registry's compiled spec (the same one the
 //! joiner and online serving use), and returns samples in a deterministic order.
 
+pub mod asof;
 pub mod engine;
 pub mod error;
 pub mod join;
 pub mod read;
 pub mod sink;
 
-pub use engine::{Range, SampleStats, sample};
+pub use engine::{Range, SampleJob, SampleStats, plan, sample};
 pub use error::Error;

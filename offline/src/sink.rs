@@ -8,9 +8,8 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
-use arrow::compute::filter_record_batch;
-use arrow::datatypes::{Schema, TimestampMicrosecondType};
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Schema, SchemaRef, TimestampMicrosecondType};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -20,6 +19,9 @@ use crate::error::internal;
 
 /// The file name of a partition's samples.
 pub const PART_FILE: &str = "part-00000.parquet";
+
+/// Rows per Parquet row group: bounds the writer's buffer.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// `YYYY-MM-DD` of an epoch-µs timestamp, UTC.
 pub fn event_date(us: i64) -> String {
@@ -37,58 +39,155 @@ pub fn event_date(us: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-/// Writes `samples` partitioned by the date of `ts_column`, with `metadata` on the schema.
-/// Returns the partitions written and their row counts.
-pub fn write_partitioned(
-    out: &Path,
-    samples: &RecordBatch,
+/// Writes samples that arrive in event-time order into one Parquet file per event date.
+pub struct PartitionedWriter {
+    out: PathBuf,
+    schema: SchemaRef,
     ts_column: usize,
-    metadata: BTreeMap<String, String>,
-) -> Result<Vec<(PathBuf, usize)>, Error> {
-    let ts = samples
-        .column(ts_column)
-        .as_primitive::<TimestampMicrosecondType>();
-    let mut dates: BTreeMap<String, Vec<bool>> = BTreeMap::new();
-    for i in 0..samples.num_rows() {
-        if ts.is_valid(i) {
-            dates
-                .entry(event_date(ts.value(i)))
-                .or_insert_with(|| vec![false; samples.num_rows()])[i] = true;
+    props: WriterProperties,
+    open: Option<OpenPartition>,
+    written: Vec<(PathBuf, usize)>,
+}
+
+struct OpenPartition {
+    date: String,
+    dir: PathBuf,
+    tmp: PathBuf,
+    writer: ArrowWriter<File>,
+    rows: usize,
+}
+
+impl PartitionedWriter {
+    /// `schema` is the samples' schema, `ts_column` the event time that partitions them;
+    /// `metadata` is added to the schema of every file.
+    pub fn new(
+        out: &Path,
+        schema: &Schema,
+        ts_column: usize,
+        metadata: BTreeMap<String, String>,
+    ) -> Self {
+        let mut meta = schema.metadata().clone();
+        meta.extend(metadata);
+        let schema = Arc::new(Schema::new_with_metadata(schema.fields().clone(), meta));
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .build();
+        PartitionedWriter {
+            out: out.to_path_buf(),
+            schema,
+            ts_column,
+            props,
+            open: None,
+            written: Vec::new(),
         }
     }
-    let mut meta = samples.schema().metadata().clone();
-    meta.extend(metadata);
-    let schema = Arc::new(Schema::new_with_metadata(
-        samples.schema().fields().clone(),
-        meta,
-    ));
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .build();
-    let mut written = Vec::new();
-    for (date, mask) in dates {
-        let part = filter_record_batch(samples, &BooleanArray::from(mask)).map_err(internal)?;
-        let part = part.with_schema(schema.clone()).map_err(internal)?;
-        let dir = out.join(format!("dt={date}"));
+
+    /// Appends samples; their event times must not go back to an earlier date.
+    pub fn write(&mut self, samples: &RecordBatch) -> Result<(), Error> {
+        let ts = samples
+            .column(self.ts_column)
+            .as_primitive::<TimestampMicrosecondType>();
+        let mut start = 0;
+        while start < samples.num_rows() {
+            if ts.is_null(start) {
+                return Err(internal("a sample without event time"));
+            }
+            let date = event_date(ts.value(start));
+            let mut end = start + 1;
+            while end < samples.num_rows() && ts.is_valid(end) && event_date(ts.value(end)) == date
+            {
+                end += 1;
+            }
+            let part = samples
+                .slice(start, end - start)
+                .with_schema(self.schema.clone())
+                .map_err(internal)?;
+            self.partition(&date)?;
+            if let Some(open) = &mut self.open {
+                open.writer.write(&part).map_err(internal)?;
+                open.rows += part.num_rows();
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Makes `date` the open partition, closing the previous one.
+    fn partition(&mut self, date: &str) -> Result<(), Error> {
+        match &self.open {
+            Some(open) if open.date == date => return Ok(()),
+            Some(open) if open.date.as_str() > date => {
+                return Err(internal(format!(
+                    "samples of {date} arrived after {}: not in event-time order",
+                    open.date
+                )));
+            }
+            _ => {}
+        }
+        self.close()?;
+        let dir = self.out.join(format!("dt={date}"));
         fs::create_dir_all(&dir)
             .map_err(|e| Error::Input(format!("create {}: {e}", dir.display())))?;
-        let final_path = dir.join(PART_FILE);
         let tmp = dir.join(format!(".{PART_FILE}.tmp{}", std::process::id()));
+        let file = File::create(&tmp)
+            .map_err(|e| Error::Input(format!("create {}: {e}", tmp.display())))?;
+        let writer = ArrowWriter::try_new(file, self.schema.clone(), Some(self.props.clone()))
+            .map_err(internal)?;
+        self.open = Some(OpenPartition {
+            date: date.to_string(),
+            dir,
+            tmp,
+            writer,
+            rows: 0,
+        });
+        Ok(())
+    }
+
+    /// Finishes the open partition: sync the file, rename it over the old one, sync the folder.
+    fn close(&mut self) -> Result<(), Error> {
+        let Some(open) = self.open.take() else {
+            return Ok(());
+        };
+        let tmp = open.tmp.clone();
         let io =
             |what: &str, e: std::io::Error| Error::Input(format!("{what} {}: {e}", tmp.display()));
-        let file = File::create(&tmp).map_err(|e| io("create", e))?;
-        let mut w =
-            ArrowWriter::try_new(file, schema.clone(), Some(props.clone())).map_err(internal)?;
-        w.write(&part).map_err(internal)?;
-        let file = w.into_inner().map_err(internal)?;
-        file.sync_all().map_err(|e| io("sync", e))?;
-        fs::rename(&tmp, &final_path).map_err(|e| io("rename", e))?;
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io("sync dir of", e))?;
-        written.push((final_path, part.num_rows()));
+        let result = (|| {
+            let file = open.writer.into_inner().map_err(internal)?;
+            file.sync_all().map_err(|e| io("sync", e))?;
+            let final_path = open.dir.join(PART_FILE);
+            fs::rename(&tmp, &final_path).map_err(|e| io("rename", e))?;
+            File::open(&open.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| io("sync dir of", e))?;
+            Ok(final_path)
+        })();
+        match result {
+            Ok(path) => {
+                self.written.push((path, open.rows));
+                Ok(())
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
     }
-    Ok(written)
+
+    /// Closes the last partition; returns every partition written and its row count.
+    pub fn finish(mut self) -> Result<Vec<(PathBuf, usize)>, Error> {
+        self.close()?;
+        Ok(std::mem::take(&mut self.written))
+    }
+}
+
+impl Drop for PartitionedWriter {
+    /// A job that failed leaves its unfinished partition's temporary file behind no longer.
+    fn drop(&mut self) {
+        if let Some(open) = self.open.take() {
+            let _ = fs::remove_file(&open.tmp);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -36,6 +36,12 @@ async fn read_expected(path: &Path) -> RecordBatch {
 }
 
 async fn check(set: &str) {
+    for mode in crate::MODES {
+        check_mode(set, mode).await;
+    }
+}
+
+async fn check_mode(set: &str, mode: crate::Mode) {
     let Some(dir) = contract_dir() else { return };
     let dir = dir.join(set);
     let defs = fstore_dsl::load_dir(&repo().join("examples/ctr")).unwrap();
@@ -44,10 +50,7 @@ async fn check(set: &str) {
         .iter()
         .map(|s| (s.to_string(), dir.join(format!("{s}.parquet"))))
         .collect();
-    let ctx = fstore_offline::read::session();
-    let (got, stats) = fstore_offline::sample(&ctx, &spec, &locations, Default::default())
-        .await
-        .unwrap();
+    let (got, stats) = crate::run_job(mode, &spec, &locations, Default::default()).await;
     let expected = read_expected(&dir.join("expected.parquet")).await;
     assert_eq!(
         got.num_rows(),
@@ -75,7 +78,7 @@ async fn check(set: &str) {
             cells += 1;
             if e != g {
                 diffs.push(format!(
-                    "request_id {id} column {}: expected {e:?}, got {g:?}",
+                    "{mode:?}: request_id {id} column {}: expected {e:?}, got {g:?}",
                     field.name()
                 ));
             }
@@ -83,7 +86,7 @@ async fn check(set: &str) {
     }
     crate::assert_no_diffs(diffs, cells);
     println!(
-        "contract {set}: {} samples, {cells} cells equal; {stats:?}",
+        "contract {set} ({mode:?}): {} samples, {cells} cells equal; {stats:?}",
         got.num_rows()
     );
 }

@@ -4,6 +4,64 @@ mod contract;
 mod ranges;
 mod reference;
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use arrow::array::RecordBatch;
+use datafusion::physical_plan::ExecutionPlan;
+use fstore_offline::Range;
+use fstore_offline::read::{SessionOptions, session, session_with};
+use fstore_registry::compiled::CompiledSpec;
+use futures::TryStreamExt;
+
+/// How a test runs the engine.
+#[derive(Debug, Clone, Copy)]
+pub enum Mode {
+    /// Default session: no memory limit, one chunk per join on test data.
+    InMemory,
+    /// Batches of 7 rows (chunks of 28 events, so keys straddle every cut) and a 1 MiB
+    /// memory pool: every sort spills. The test fails unless some sort did spill.
+    Spilling,
+}
+
+pub const MODES: [Mode; 2] = [Mode::InMemory, Mode::Spilling];
+
+fn spills(plan: &dyn ExecutionPlan) -> usize {
+    plan.metrics().and_then(|m| m.spill_count()).unwrap_or(0)
+        + plan
+            .children()
+            .iter()
+            .map(|c| spills(c.as_ref()))
+            .sum::<usize>()
+}
+
+/// Runs a sample job in `mode`; all samples in one batch.
+pub async fn run_job(
+    mode: Mode,
+    spec: &CompiledSpec,
+    locations: &HashMap<String, PathBuf>,
+    range: Range,
+) -> (RecordBatch, fstore_offline::SampleStats) {
+    let ctx = match mode {
+        Mode::InMemory => session(),
+        Mode::Spilling => session_with(SessionOptions {
+            memory_limit: Some(1 << 20),
+            batch_size: Some(7),
+        })
+        .unwrap(),
+    };
+    let job = fstore_offline::plan(&ctx, spec, locations, range)
+        .await
+        .unwrap();
+    let batches: Vec<RecordBatch> = job.execute(&ctx).unwrap().try_collect().await.unwrap();
+    let out = arrow::compute::concat_batches(&spec.output_schema, &batches).unwrap();
+    if matches!(mode, Mode::Spilling) && out.num_rows() > 100 {
+        let n = spills(job.physical_plan().as_ref());
+        assert!(n > 0, "no sort spilled under a 1 MiB pool");
+    }
+    (out, job.stats())
+}
+
 /// Fails with the first differing cells, sorted, if any.
 pub fn assert_no_diffs(mut diffs: Vec<String>, cells: usize) {
     diffs.sort();

@@ -10,7 +10,7 @@ use fstore_offline::Range;
 use fstore_registry::compiled::CompiledSpec;
 use fstore_registry::rows::value_at;
 
-async fn run(range: Range) -> RecordBatch {
+async fn run(mode: crate::Mode, range: Range) -> RecordBatch {
     let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/ctr/data");
     let defs = fstore_dsl::load_dir(&data.join("..")).unwrap();
     let spec = CompiledSpec::compile(&defs, "ctr").unwrap();
@@ -18,15 +18,13 @@ async fn run(range: Range) -> RecordBatch {
         .iter()
         .map(|s| (s.to_string(), data.join(format!("{s}.parquet"))))
         .collect();
-    fstore_offline::sample(&fstore_offline::read::session(), &spec, &locations, range)
-        .await
-        .unwrap()
-        .0
+    crate::run_job(mode, &spec, &locations, range).await.0
 }
 
 #[tokio::test]
 async fn ranged_runs_equal_the_full_run_restricted_to_their_range() {
-    let full = run(Range::default()).await;
+    // The full run in memory; the ranged runs chunked and spilling.
+    let full = run(crate::Mode::InMemory, Range::default()).await;
     let ids = full.column(0).as_primitive::<Int64Type>();
     let ts = full.column(3).as_primitive::<TimestampMicrosecondType>();
     let by_id: HashMap<i64, usize> = (0..full.num_rows()).map(|r| (ids.value(r), r)).collect();
@@ -42,10 +40,13 @@ async fn ranged_runs_equal_the_full_run_restricted_to_their_range() {
     let mut diffs = Vec::new();
     let mut cells = 0;
     for (start, end) in ranges {
-        let part = run(Range {
-            start: Some(start),
-            end: Some(end),
-        })
+        let part = run(
+            crate::Mode::Spilling,
+            Range {
+                start: Some(start),
+                end: Some(end),
+            },
+        )
         .await;
         let expected = (0..full.num_rows())
             .filter(|&r| ts.value(r) >= start && ts.value(r) < end)

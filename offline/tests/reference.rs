@@ -233,34 +233,29 @@ async fn batch_equals_a_brute_force_reference_on_every_edge_case() {
 
     let defs = fstore_dsl::load_dir(&data_dir().join("..")).unwrap();
     let spec = CompiledSpec::compile(&defs, "ctr").unwrap();
-    let locations = ["impressions", "user_profile", "item_stats"]
+    let locations: HashMap<String, PathBuf> = ["impressions", "user_profile", "item_stats"]
         .iter()
         .map(|s| (s.to_string(), data_dir().join(format!("{s}.parquet"))))
         .collect();
-    let (got, _) = fstore_offline::sample(
-        &fstore_offline::read::session(),
-        &spec,
-        &locations,
-        Default::default(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(got.num_rows(), expected.len());
-    let ids = got.column(0).as_primitive::<Int64Type>();
-    let mut diffs = Vec::new();
-    for r in 0..got.num_rows() {
-        let want = &expected[&ids.value(r)];
-        for (c, w) in want.iter().enumerate() {
-            let g = value_at(got.column(c), r).unwrap();
-            if &g != w {
-                diffs.push(format!(
-                    "request_id {} column {}: reference {w:?}, engine {g:?}",
-                    ids.value(r),
-                    got.schema().field(c).name()
-                ));
+    for mode in crate::MODES {
+        let (got, _) = crate::run_job(mode, &spec, &locations, Default::default()).await;
+        assert_eq!(got.num_rows(), expected.len());
+        let ids = got.column(0).as_primitive::<Int64Type>();
+        let mut diffs = Vec::new();
+        for r in 0..got.num_rows() {
+            let want = &expected[&ids.value(r)];
+            for (c, w) in want.iter().enumerate() {
+                let g = value_at(got.column(c), r).unwrap();
+                if &g != w {
+                    diffs.push(format!(
+                        "{mode:?}: request_id {} column {}: reference {w:?}, engine {g:?}",
+                        ids.value(r),
+                        got.schema().field(c).name()
+                    ));
+                }
             }
         }
+        let cells = got.num_rows() * got.num_columns();
+        crate::assert_no_diffs(diffs, cells);
     }
-    let cells = got.num_rows() * got.num_columns();
-    crate::assert_no_diffs(diffs, cells);
 }

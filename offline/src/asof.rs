@@ -1,0 +1,352 @@
+//! The as-of join as a DataFusion operator, streaming in bounded memory.
+//!
+//! [`AsOfJoinExec`] takes two single-partition inputs: label events sorted by the join's event
+//! keys and the group's source rows sorted by the group's keys (both ascending, NULL first; the
+//! sorts are DataFusion's, which spill to disk under the session's memory pool). It cuts the
+//! events into chunks that hold every event of their keys, takes the source rows of those keys
+//! from the other input, and joins each chunk with [`join_group`] — the same per-key logic
+//! (TTL, ties, windows) whatever the chunking. Memory is one chunk of events plus the source
+//! rows of its keys.
+//!
+//! Output: the events in input order with the join's feature columns appended.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::compute::concat_batches;
+use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
+use arrow_row::{OwnedRow, RowConverter, Rows, SortField};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{
+    Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
+};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, Partitioning, PlanProperties,
+};
+use fstore_registry::compiled::CompiledJoin;
+use futures::StreamExt;
+
+use crate::join::{JoinStats, join_group};
+
+/// Events per chunk, in session batches; a chunk grows past it only to hold every event of
+/// its last key.
+const CHUNK_BATCHES: usize = 4;
+
+/// Joins sorted events to a group's sorted source rows, chunk by chunk.
+#[derive(Debug)]
+pub struct AsOfJoinExec {
+    events: Arc<dyn ExecutionPlan>,
+    rows: Arc<dyn ExecutionPlan>,
+    join: CompiledJoin,
+    ts_column: usize,
+    schema: SchemaRef,
+    stats: Arc<Mutex<JoinStats>>,
+    progress: Arc<AtomicU64>,
+    cache: Arc<PlanProperties>,
+}
+
+impl AsOfJoinExec {
+    /// `schema` is the events' schema followed by the join's feature columns; `ts_column` the
+    /// events' event-time column. Counts go to `stats`, emitted events to `progress`.
+    pub fn new(
+        events: Arc<dyn ExecutionPlan>,
+        rows: Arc<dyn ExecutionPlan>,
+        join: CompiledJoin,
+        ts_column: usize,
+        schema: SchemaRef,
+        stats: Arc<Mutex<JoinStats>>,
+        progress: Arc<AtomicU64>,
+    ) -> Self {
+        let cache = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(schema.clone()),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        AsOfJoinExec {
+            events,
+            rows,
+            join,
+            ts_column,
+            schema,
+            stats,
+            progress,
+            cache,
+        }
+    }
+}
+
+impl DisplayAs for AsOfJoinExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "AsOfJoinExec: join={} group={}",
+            self.join.join.alias, self.join.group.group.name
+        )
+    }
+}
+
+impl ExecutionPlan for AsOfJoinExec {
+    fn name(&self) -> &str {
+        "AsOfJoinExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.cache
+    }
+
+    fn required_input_distribution(&self) -> Vec<Distribution> {
+        vec![Distribution::SinglePartition, Distribution::SinglePartition]
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.events, &self.rows]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+        _options: ReplaceChildrenOptions,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let [events, rows]: [Arc<dyn ExecutionPlan>; 2] = children
+            .try_into()
+            .map_err(|_| DataFusionError::Internal("AsOfJoinExec has two children".into()))?;
+        Ok(Arc::new(AsOfJoinExec::new(
+            events,
+            rows,
+            self.join.clone(),
+            self.ts_column,
+            self.schema.clone(),
+            self.stats.clone(),
+            self.progress.clone(),
+        )))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        if partition != 0 {
+            return Err(DataFusionError::Internal(format!(
+                "AsOfJoinExec has one partition, asked for {partition}"
+            )));
+        }
+        let key_types: Vec<SortField> = self
+            .join
+            .group
+            .key_columns
+            .iter()
+            .map(|&i| SortField::new(self.join.group.source_schema.field(i).data_type().clone()))
+            .collect();
+        let chunk_rows = context.session_config().batch_size() * CHUNK_BATCHES;
+        let state = Merge {
+            chunk_rows,
+            events: self.events.execute(0, context.clone())?,
+            rows: self.rows.execute(0, context)?,
+            events_buf: Vec::new(),
+            events_done: false,
+            rows_buf: None,
+            rows_done: false,
+            conv: RowConverter::new(key_types)?,
+            join: self.join.clone(),
+            ts_column: self.ts_column,
+            schema: self.schema.clone(),
+            stats: self.stats.clone(),
+            progress: self.progress.clone(),
+        };
+        let stream = futures::stream::try_unfold(state, |mut s| async move {
+            Ok(s.next_chunk().await?.map(|b| (b, s)))
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            stream,
+        )))
+    }
+}
+
+/// The merge's state between chunks.
+struct Merge {
+    chunk_rows: usize,
+    events: SendableRecordBatchStream,
+    rows: SendableRecordBatchStream,
+    /// Events read but not yet joined.
+    events_buf: Vec<RecordBatch>,
+    events_done: bool,
+    /// Source rows read but not yet given to a chunk (keys above the last chunk's).
+    rows_buf: Option<RecordBatch>,
+    rows_done: bool,
+    conv: RowConverter,
+    join: CompiledJoin,
+    ts_column: usize,
+    schema: SchemaRef,
+    stats: Arc<Mutex<JoinStats>>,
+    progress: Arc<AtomicU64>,
+}
+
+fn engine_err(e: impl fmt::Display) -> DataFusionError {
+    DataFusionError::Internal(format!("as-of join: {e}"))
+}
+
+impl Merge {
+    fn key_rows(&self, batch: &RecordBatch, key_columns: &[usize]) -> DfResult<Rows> {
+        let cols: Vec<ArrayRef> = key_columns
+            .iter()
+            .map(|&i| batch.column(i).clone())
+            .collect();
+        Ok(self.conv.convert_columns(&cols)?)
+    }
+
+    /// Checks that `rows` ascend; the sort below this operator must have ordered them.
+    fn check_sorted(rows: &Rows, what: &str) -> DfResult<()> {
+        for i in 1..rows.num_rows() {
+            if rows.row(i - 1) > rows.row(i) {
+                return Err(engine_err(format!("{what} are not sorted by key")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The next chunk of joined events, or `None` at the end.
+    async fn next_chunk(&mut self) -> DfResult<Option<RecordBatch>> {
+        let event_keys = self.join.event_keys.clone();
+        // Read events until the buffer holds a whole chunk of complete keys.
+        let (chunk, last_key) = loop {
+            let buffered: usize = self.events_buf.iter().map(RecordBatch::num_rows).sum();
+            if buffered >= self.chunk_rows || (self.events_done && buffered > 0) {
+                let events = concat_batches(&self.events.schema(), &self.events_buf)?;
+                let keys = self.key_rows(&events, &event_keys)?;
+                Self::check_sorted(&keys, "events")?;
+                let n = events.num_rows();
+                // Cut before the last key's first event: that key may continue in the next
+                // batch. At the end of the input everything goes.
+                let cut = if self.events_done {
+                    n
+                } else {
+                    let last = keys.row(n - 1);
+                    (0..n)
+                        .rev()
+                        .take_while(|&i| keys.row(i) == last)
+                        .last()
+                        .unwrap_or(n)
+                };
+                if cut > 0 {
+                    let last_key = keys.row(cut - 1).owned();
+                    self.events_buf = if cut < n {
+                        vec![events.slice(cut, n - cut)]
+                    } else {
+                        Vec::new()
+                    };
+                    break (events.slice(0, cut), last_key);
+                }
+                // One key fills the whole buffer: keep reading.
+                self.events_buf = vec![events];
+            }
+            if self.events_done {
+                self.drain_rows().await?;
+                return Ok(None);
+            }
+            match self.events.next().await.transpose()? {
+                Some(b) if b.num_rows() > 0 => self.events_buf.push(b),
+                Some(_) => {}
+                None => self.events_done = true,
+            }
+        };
+        let rows = self.rows_up_to(&last_key).await?;
+        let (cols, js) =
+            join_group(&chunk, self.ts_column, &self.join, &[rows]).map_err(engine_err)?;
+        {
+            let mut stats = self.stats.lock().map_err(engine_err)?;
+            stats.no_row += js.no_row;
+            stats.expired += js.expired;
+            stats.skipped_rows += js.skipped_rows;
+        }
+        let mut columns = chunk.columns().to_vec();
+        columns.extend(cols);
+        self.progress
+            .fetch_add(chunk.num_rows() as u64, AtomicOrdering::Relaxed);
+        Ok(Some(RecordBatch::try_new(self.schema.clone(), columns)?))
+    }
+
+    /// Source rows whose key is at most `last`, in key order.
+    async fn rows_up_to(&mut self, last: &OwnedRow) -> DfResult<RecordBatch> {
+        let schema = self.rows.schema();
+        let key_columns = self.join.group.key_columns.clone();
+        let mut buf: Vec<RecordBatch> = self.rows_buf.take().into_iter().collect();
+        loop {
+            // Enough once the last buffered row's key is above `last`.
+            if let Some(b) = buf.last()
+                && b.num_rows() > 0
+            {
+                let tail = b.slice(b.num_rows() - 1, 1);
+                let k = self.key_rows(&tail, &key_columns)?;
+                if k.row(0) > last.row() {
+                    break;
+                }
+            }
+            if self.rows_done {
+                break;
+            }
+            match self.rows.next().await.transpose()? {
+                Some(b) => buf.push(b),
+                None => self.rows_done = true,
+            }
+        }
+        let all = concat_batches(&schema, &buf)?;
+        let keys = self.key_rows(&all, &key_columns)?;
+        Self::check_sorted(&keys, "source rows")?;
+        let split = (0..all.num_rows())
+            .find(|&i| keys.row(i) > last.row())
+            .unwrap_or(all.num_rows());
+        if split < all.num_rows() {
+            self.rows_buf = Some(all.slice(split, all.num_rows() - split));
+        }
+        Ok(all.slice(0, split))
+    }
+
+    /// Counts the source rows no event reached that lack a key or an event time, so the
+    /// summary counts every unusable row.
+    async fn drain_rows(&mut self) -> DfResult<()> {
+        let g = self.join.group.clone();
+        let count = |b: &RecordBatch| {
+            let ts = b
+                .column(g.ts_column)
+                .as_primitive::<TimestampMicrosecondType>();
+            (0..b.num_rows())
+                .filter(|&i| ts.is_null(i) || g.key_columns.iter().any(|&k| b.column(k).is_null(i)))
+                .count() as u64
+        };
+        let mut skipped = self.rows_buf.take().map(|b| count(&b)).unwrap_or(0);
+        while !self.rows_done {
+            match self.rows.next().await.transpose()? {
+                Some(b) => skipped += count(&b),
+                None => self.rows_done = true,
+            }
+        }
+        self.stats.lock().map_err(engine_err)?.skipped_rows += skipped;
+        Ok(())
+    }
+}
