@@ -2,7 +2,11 @@
 //! join + ROW_NUMBER for the as-of joins, range join + GROUP BY for the windows — the shape
 //! Feast's offline store uses) on the same generated data, in the same run.
 //!
-//! `cargo bench --bench sample -- [--sizes 100000,1000000] [--baseline-max N]`
+//! `cargo bench --bench sample -- [--sizes 100000,1000000] [--baseline-max N] [--memory-limit SIZE]
+//! [--baseline-memory-gib 16]`
+//!
+//! The data for N impressions: N/10 users, N/100 items, N profile rows, N/10 item-stat rows
+//! over 30 days (10M impressions: 1M users, 10M profile rows, 100k items, 1M item rows).
 //! Each engine runs in its own process; the report gives wall time, samples/s and peak RSS.
 
 use std::path::{Path, PathBuf};
@@ -13,15 +17,28 @@ fn fstore() -> &'static str {
     env!("CARGO_BIN_EXE_fstore")
 }
 
-fn run(cmd: &mut Command) -> String {
+/// Runs a command; its stdout and stderr, or why it failed.
+fn try_run(cmd: &mut Command) -> Result<String, String> {
     let out = cmd.output().expect("command runs");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
-    text
+    if out.status.success() {
+        Ok(text)
+    } else {
+        let last = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        Err(format!("{} ({last})", out.status))
+    }
+}
+
+fn run(cmd: &mut Command) -> String {
+    try_run(cmd).unwrap_or_else(|e| panic!("{cmd:?} failed: {e}"))
 }
 
 fn peak_rss_mib() -> u64 {
@@ -33,10 +50,17 @@ fn peak_rss_mib() -> u64 {
         .map_or(0, |k| k / 1024)
 }
 
-/// The baseline, run in a child process of this bench: plain DataFusion SQL.
-async fn baseline(data: &Path) {
+/// The baseline, run in a child process of this bench: plain DataFusion SQL, its memory pool
+/// capped at `limit` bytes so that a run too big for the machine fails with DataFusion's
+/// error instead of the kernel's OOM killer.
+async fn baseline(data: &Path, limit: usize) {
+    use datafusion::execution::runtime_env::RuntimeEnvBuilder;
     use datafusion::prelude::*;
-    let ctx = SessionContext::new();
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(limit, 1.0)
+        .build_arc()
+        .unwrap();
+    let ctx = SessionContext::new_with_config_rt(SessionConfig::new(), runtime);
     for t in ["impressions", "user_profile", "item_stats"] {
         ctx.register_parquet(
             t,
@@ -73,7 +97,18 @@ async fn baseline(data: &Path) {
     JOIN act ON act.request_id = e.request_id
     "#;
     let start = Instant::now();
-    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let batches = match ctx.sql(sql).await.unwrap().collect().await {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!(
+                "baseline failed after {:.1}s, peak RSS {} MiB: {}",
+                start.elapsed().as_secs_f64(),
+                peak_rss_mib(),
+                e.to_string().lines().next().unwrap_or("")
+            );
+            std::process::exit(1);
+        }
+    };
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     println!(
         "baseline: {rows} samples in {:.3}s, peak RSS {} MiB",
@@ -98,7 +133,8 @@ fn main() {
             .enable_all()
             .build()
             .unwrap();
-        rt.block_on(baseline(Path::new(&args[i + 1])));
+        let limit: usize = args[i + 2].parse().expect("bytes");
+        rt.block_on(baseline(Path::new(&args[i + 1]), limit));
         return;
     }
     let flag = |name: &str| {
@@ -112,9 +148,12 @@ fn main() {
         .split(',')
         .map(|s| s.parse().expect("size"))
         .collect();
+    let memory_limit = flag("--memory-limit");
+    // The baseline's DataFusion memory pool, GiB (the machine's RAM minus headroom by default).
+    let baseline_gib: usize = flag("--baseline-memory-gib").map_or(16, |s| s.parse().expect("GiB"));
     let baseline_max: usize =
         flag("--baseline-max").map_or(1_000_000, |s| s.parse().expect("number"));
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"));
     let work = std::env::temp_dir().join(format!("fstore-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work).unwrap();
     let registry = work.join("registry");
@@ -140,9 +179,9 @@ fn main() {
             "--impressions",
             &n.to_string(),
             "--users",
-            &sz(n / 20),
+            &sz(n / 10),
             "--items",
-            &sz(n / 200),
+            &sz(n / 100),
             "--profile-rows",
             &n.to_string(),
             "--item-rows",
@@ -151,8 +190,8 @@ fn main() {
             "30",
         ]));
         let src = |t: &str| format!("{t}={}", data.join(format!("{t}.parquet")).display());
-        let start = Instant::now();
-        let out = run(Command::new(fstore()).args([
+        let mut cmd = Command::new(fstore());
+        cmd.args([
             "sample",
             "ctr",
             "--registry",
@@ -165,7 +204,12 @@ fn main() {
             &src("user_profile"),
             "--source",
             &src("item_stats"),
-        ]));
+        ]);
+        if let Some(m) = &memory_limit {
+            cmd.args(["--memory-limit", m]);
+        }
+        let start = Instant::now();
+        let out = run(&mut cmd);
         let secs = start.elapsed().as_secs_f64();
         let samples = parse_after(&out, "events read, ").unwrap_or(0.0);
         let rss = parse_after(&out, "peak RSS ").unwrap_or(0.0);
@@ -176,8 +220,21 @@ fn main() {
         if n <= baseline_max {
             let start = Instant::now();
             let exe = std::env::current_exe().unwrap();
-            let out = run(Command::new(exe).args(["--run-baseline", data.to_str().unwrap()]));
+            let out = try_run(Command::new(exe).args([
+                "--run-baseline",
+                data.to_str().unwrap(),
+                &(baseline_gib << 30).to_string(),
+            ]));
             let bsecs = start.elapsed().as_secs_f64();
+            let out = match out {
+                Ok(out) => out,
+                Err(why) => {
+                    println!(
+                        "| {n} | DataFusion SQL (range join + ROW_NUMBER) | failed after {bsecs:.0} s: {why} | | | | |"
+                    );
+                    continue;
+                }
+            };
             let bsamples = parse_after(&out, "baseline: ").unwrap_or(0.0);
             let brss = parse_after(&out, "peak RSS ").unwrap_or(0.0);
             println!(

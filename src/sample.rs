@@ -157,7 +157,12 @@ pub fn run(registry: &std::path::Path, args: SampleArgs) -> Result<(), CliError>
             memory_limit = args.memory_limit,
             "sample job planned"
         );
-        let progress = Progress::start(&spec.spec.name, job.progress.clone(), job.total_work());
+        let progress = Progress::start(
+            &spec.spec.name,
+            job.progress.clone(),
+            job.total_work(),
+            job.events,
+        );
         let mut writer = fstore_offline::sink::PartitionedWriter::new(
             &args.out,
             &spec.output_schema,
@@ -229,14 +234,15 @@ pub fn run(registry: &std::path::Path, args: SampleArgs) -> Result<(), CliError>
 }
 
 /// Reports a job's progress: a redrawn line on a terminal, a structured log line every ten
-/// seconds otherwise.
+/// seconds otherwise. Work is counted in steps (each event passes every join, then goes out)
+/// and shown in events: `events` × steps done / steps in all.
 struct Progress {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Progress {
-    fn start(name: &str, done: Arc<AtomicU64>, total: u64) -> Self {
+    fn start(name: &str, done: Arc<AtomicU64>, total: u64, events: u64) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let tty = std::io::stderr().is_terminal();
         let (flag, name) = (stop.clone(), name.to_string());
@@ -254,17 +260,20 @@ impl Progress {
                     continue;
                 }
                 last = Instant::now();
-                let n = done.load(Ordering::Relaxed).min(total);
+                let steps = done.load(Ordering::Relaxed).min(total);
+                let frac = steps as f64 / total.max(1) as f64;
+                let n = (frac * events as f64) as u64;
                 let secs = started.elapsed().as_secs_f64();
                 let rate = n as f64 / secs.max(1e-9);
-                let eta = (rate > 0.0).then(|| (total - n) as f64 / rate);
+                let eta = (rate > 0.0).then(|| (events - n) as f64 / rate);
                 if tty {
                     let width = 30;
-                    let filled = (n as f64 / total.max(1) as f64 * width as f64) as usize;
+                    let filled = (frac * width as f64) as usize;
                     eprint!(
-                        "\r{name} [{}{}] {n}/{total} rows  {:.0} rows/s  ETA {}   ",
+                        "\r{name} [{}{}] {:>3.0}%  {n}/{events} events  {:.0} events/s  ETA {}   ",
                         "#".repeat(filled),
                         "-".repeat(width - filled),
+                        frac * 100.0,
                         rate,
                         eta.map(|s| format!("{s:.0}s"))
                             .unwrap_or_else(|| "?".into())
@@ -272,9 +281,9 @@ impl Progress {
                 } else {
                     tracing::info!(
                         spec = %name,
-                        rows = n,
-                        total,
-                        rows_per_s = rate.round(),
+                        events_done = n,
+                        events,
+                        events_per_s = rate.round(),
                         eta_s = eta.map(f64::round),
                         "sample progress"
                     );

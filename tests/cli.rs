@@ -392,6 +392,19 @@ fn sample_writes_dated_partitions_idempotently_and_reports_bad_inputs() {
         work.path(),
     );
     assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    // Not on a terminal: structured JSON log lines on stderr, the summary among them.
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let done: serde_json::Value = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["message"] == "sample job done")
+        .unwrap_or_else(|| panic!("no JSON summary line in stderr:\n{stderr}"));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        stdout.contains(&format!("{} samples", done["samples"])),
+        "log line {done} disagrees with the summary:\n{stdout}"
+    );
+    assert!(done["samples"].as_u64().unwrap() > 0);
     let mut parts: Vec<String> = fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())

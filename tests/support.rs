@@ -36,7 +36,7 @@ pub fn unique(prefix: &str) -> String {
 }
 
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
 }
 
 /// Runs the fstore binary.

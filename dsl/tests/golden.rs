@@ -15,7 +15,7 @@ use fstore_dsl::compile_files;
 use fstore_registry::Definitions;
 
 fn cases_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")).join("tests/cases")
 }
 
 fn read_sql(dir: &Path) -> Vec<(PathBuf, String)> {
@@ -143,7 +143,8 @@ fn error_cases_report_their_expected_diagnostics() {
 
 #[test]
 fn every_error_has_a_position_and_the_example_validates() {
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ctr");
+    let example = Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
+        .join("../examples/ctr");
     let defs = fstore_dsl::load_dir(&example).expect("examples/ctr validates");
     let spec = defs.spec("ctr").unwrap();
     let names: Vec<&str> = spec.columns.iter().map(|c| c.name.as_str()).collect();
@@ -184,8 +185,10 @@ fn every_error_has_a_position_and_the_example_validates() {
 
 #[test]
 fn the_readme_language_example_compiles() {
-    let readme =
-        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap();
+    let readme = fs::read_to_string(
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")).join("../README.md"),
+    )
+    .unwrap();
     let start = readme
         .find("```sql\n-- Entities")
         .expect("README has the language example")

@@ -11,7 +11,7 @@ use fstore_registry::compiled::CompiledSpec;
 use fstore_registry::rows::value_at;
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")).join("..")
 }
 
 fn contract_dir() -> Option<PathBuf> {

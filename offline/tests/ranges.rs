@@ -11,7 +11,8 @@ use fstore_registry::compiled::CompiledSpec;
 use fstore_registry::rows::value_at;
 
 async fn run(mode: crate::Mode, range: Range) -> RecordBatch {
-    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/ctr/data");
+    let data = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
+        .join("../examples/ctr/data");
     let defs = fstore_dsl::load_dir(&data.join("..")).unwrap();
     let spec = CompiledSpec::compile(&defs, "ctr").unwrap();
     let locations: HashMap<String, PathBuf> = ["impressions", "user_profile", "item_stats"]

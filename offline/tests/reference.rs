@@ -19,7 +19,8 @@ use serde_json::Value as Json;
 const DAY: i64 = 86_400_000_000;
 
 fn data_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/ctr/data")
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
+        .join("../examples/ctr/data")
 }
 
 fn lines(name: &str) -> Vec<serde_json::Map<String, Json>> {
