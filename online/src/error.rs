@@ -6,6 +6,12 @@ pub enum Error {
     /// An entity key that does not fit the entity's key columns.
     #[error("{0}")]
     BadKey(String),
+    /// An online store URL that cannot be used.
+    #[error("{0}")]
+    BadUrl(String),
+    /// The store cannot be reached or failed an operation; retrying may succeed.
+    #[error("{0}")]
+    Unavailable(String),
     /// A value from the store that does not decode.
     #[error(transparent)]
     Registry(#[from] fstore_registry::Error),

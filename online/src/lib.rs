@@ -6,5 +6,7 @@
 
 pub mod error;
 pub mod keys;
+pub mod store;
 
 pub use error::Error;
+pub use store::OnlineStore;
