@@ -4,6 +4,8 @@
 mod datagen;
 mod describe;
 mod exit;
+mod materialize;
+mod progress;
 mod sample;
 
 use std::path::PathBuf;
@@ -77,6 +79,13 @@ enum Command {
         out: PathBuf,
         #[command(flatten)]
         args: datagen::GenArgs,
+    },
+    /// Loads each key's as-of value of row feature groups into the online store.
+    Materialize {
+        #[command(flatten)]
+        registry: RegistryArg,
+        #[command(flatten)]
+        args: materialize::MaterializeArgs,
     },
     /// Computes training samples for a spec from its sources' Parquet files.
     Sample {
@@ -203,6 +212,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             })?;
         }
         Command::Sample { registry, args } => sample::run(&registry.registry, args)?,
+        Command::Materialize { registry, args } => materialize::run(&registry.registry, args)?,
         Command::List { registry } => {
             let snap = Registry::new(&registry.registry).require_current()?;
             print!("{}", describe::list(&snap));

@@ -1,11 +1,8 @@
 //! `fstore sample`: a batch sample job as schedulers run it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::StreamExt;
 
@@ -15,6 +12,7 @@ use fstore_registry::compiled::CompiledSpec;
 use fstore_registry::json::parse_timestamp;
 
 use crate::exit::CliError;
+use crate::progress::Progress;
 
 /// Arguments of `fstore sample`.
 #[derive(Debug, clap::Args)]
@@ -99,30 +97,8 @@ pub fn run(registry: &std::path::Path, args: SampleArgs) -> Result<(), CliError>
             args.end.unwrap_or_default()
         )));
     }
-    let mut locations: HashMap<String, PathBuf> = HashMap::new();
-    for src in std::iter::once(&spec.source).chain(spec.joins.iter().map(|j| &j.group.source)) {
-        if let Some(b) = &src.batch {
-            locations.insert(src.name.clone(), snap.resolve_location(b));
-        }
-    }
-    for o in &args.sources {
-        let (name, path) = o
-            .split_once('=')
-            .ok_or_else(|| CliError::user(format!("--source {o:?}: write NAME=PATH")))?;
-        if !locations.contains_key(name) && !snap.definitions.sources.contains_key(name) {
-            let known: Vec<&str> = snap
-                .definitions
-                .sources
-                .keys()
-                .map(String::as_str)
-                .collect();
-            return Err(CliError::user(format!(
-                "--source {o:?}: unknown source \"{name}\" (known: {})",
-                known.join(", ")
-            )));
-        }
-        locations.insert(name.to_string(), PathBuf::from(path));
-    }
+    let sources = std::iter::once(&spec.source).chain(spec.joins.iter().map(|j| &j.group.source));
+    let locations = source_locations(&snap, sources, &args.sources)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -158,10 +134,10 @@ pub fn run(registry: &std::path::Path, args: SampleArgs) -> Result<(), CliError>
             "sample job planned"
         );
         let progress = Progress::start(
-            &spec.spec.name,
+            &format!("sample {}", spec.spec.name),
+            "events",
             job.progress.clone(),
-            job.total_work(),
-            job.events,
+            Some((job.total_work(), job.events)),
         );
         let mut writer = fstore_offline::sink::PartitionedWriter::new(
             &args.out,
@@ -233,84 +209,38 @@ pub fn run(registry: &std::path::Path, args: SampleArgs) -> Result<(), CliError>
     Ok(())
 }
 
-/// Reports a job's progress: a redrawn line on a terminal, a structured log line every ten
-/// seconds otherwise. Work is counted in steps (each event passes every join, then goes out)
-/// and shown in events: `events` × steps done / steps in all.
-struct Progress {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Progress {
-    fn start(name: &str, done: Arc<AtomicU64>, total: u64, events: u64) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let tty = std::io::stderr().is_terminal();
-        let (flag, name) = (stop.clone(), name.to_string());
-        let thread = std::thread::spawn(move || {
-            let started = Instant::now();
-            let every = if tty {
-                Duration::from_millis(250)
-            } else {
-                Duration::from_secs(10)
-            };
-            let mut last = Instant::now();
-            while !flag.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(50));
-                if last.elapsed() < every {
-                    continue;
-                }
-                last = Instant::now();
-                let steps = done.load(Ordering::Relaxed).min(total);
-                let frac = steps as f64 / total.max(1) as f64;
-                let n = (frac * events as f64) as u64;
-                let secs = started.elapsed().as_secs_f64();
-                let rate = n as f64 / secs.max(1e-9);
-                let eta = (rate > 0.0).then(|| (events - n) as f64 / rate);
-                if tty {
-                    let width = 30;
-                    let filled = (frac * width as f64) as usize;
-                    eprint!(
-                        "\r{name} [{}{}] {:>3.0}%  {n}/{events} events  {:.0} events/s  ETA {}   ",
-                        "#".repeat(filled),
-                        "-".repeat(width - filled),
-                        frac * 100.0,
-                        rate,
-                        eta.map(|s| format!("{s:.0}s"))
-                            .unwrap_or_else(|| "?".into())
-                    );
-                } else {
-                    tracing::info!(
-                        spec = %name,
-                        events_done = n,
-                        events,
-                        events_per_s = rate.round(),
-                        eta_s = eta.map(f64::round),
-                        "sample progress"
-                    );
-                }
-            }
-            if tty {
-                eprint!("\r{}\r", " ".repeat(100));
-            }
-        });
-        Progress {
-            stop,
-            thread: Some(thread),
+/// Each source's Parquet location: its declared BATCH location, or a `--source NAME=PATH`
+/// override.
+pub fn source_locations<'a>(
+    snap: &fstore_registry::store::Snapshot,
+    sources: impl Iterator<Item = &'a fstore_registry::model::Source>,
+    overrides: &[String],
+) -> Result<HashMap<String, PathBuf>, CliError> {
+    let mut locations: HashMap<String, PathBuf> = HashMap::new();
+    for src in sources {
+        if let Some(b) = &src.batch {
+            locations.insert(src.name.clone(), snap.resolve_location(b));
         }
     }
-
-    fn stop(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+    for o in overrides {
+        let (name, path) = o
+            .split_once('=')
+            .ok_or_else(|| CliError::user(format!("--source {o:?}: write NAME=PATH")))?;
+        if !locations.contains_key(name) && !snap.definitions.sources.contains_key(name) {
+            let known: Vec<&str> = snap
+                .definitions
+                .sources
+                .keys()
+                .map(String::as_str)
+                .collect();
+            return Err(CliError::user(format!(
+                "--source {o:?}: unknown source \"{name}\" (known: {})",
+                known.join(", ")
+            )));
         }
+        locations.insert(name.to_string(), PathBuf::from(path));
     }
-}
-
-impl Drop for Progress {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
+    Ok(locations)
 }
 
 /// The process's peak resident memory (VmHWM), in MiB, where /proc has it.

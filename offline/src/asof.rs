@@ -48,6 +48,7 @@ pub struct AsOfJoinExec {
     schema: SchemaRef,
     stats: Arc<Mutex<JoinStats>>,
     progress: Arc<AtomicU64>,
+    row_time: bool,
     cache: Arc<PlanProperties>,
 }
 
@@ -77,8 +78,16 @@ impl AsOfJoinExec {
             schema,
             stats,
             progress,
+            row_time: false,
             cache,
         }
+    }
+
+    /// Also appends, last, the event time of the row each event got (row groups only; the
+    /// schema must have the column).
+    pub fn with_row_time(mut self) -> Self {
+        self.row_time = true;
+        self
     }
 }
 
@@ -134,7 +143,7 @@ impl ExecutionPlan for AsOfJoinExec {
         let [events, rows]: [Arc<dyn ExecutionPlan>; 2] = children
             .try_into()
             .map_err(|_| DataFusionError::Internal("AsOfJoinExec has two children".into()))?;
-        Ok(Arc::new(AsOfJoinExec::new(
+        let mut exec = AsOfJoinExec::new(
             events,
             rows,
             self.join.clone(),
@@ -142,7 +151,9 @@ impl ExecutionPlan for AsOfJoinExec {
             self.schema.clone(),
             self.stats.clone(),
             self.progress.clone(),
-        )))
+        );
+        exec.row_time = self.row_time;
+        Ok(Arc::new(exec))
     }
 
     fn execute(
@@ -177,6 +188,7 @@ impl ExecutionPlan for AsOfJoinExec {
             schema: self.schema.clone(),
             stats: self.stats.clone(),
             progress: self.progress.clone(),
+            row_time: self.row_time,
         };
         let stream = futures::stream::try_unfold(state, |mut s| async move {
             Ok(s.next_chunk().await?.map(|b| (b, s)))
@@ -205,6 +217,7 @@ struct Merge {
     schema: SchemaRef,
     stats: Arc<Mutex<JoinStats>>,
     progress: Arc<AtomicU64>,
+    row_time: bool,
 }
 
 fn engine_err(e: impl fmt::Display) -> DataFusionError {
@@ -276,7 +289,7 @@ impl Merge {
             }
         };
         let rows = self.rows_up_to(&last_key).await?;
-        let (cols, js) =
+        let (cols, row_time, js) =
             join_group(&chunk, self.ts_column, &self.join, &[rows]).map_err(engine_err)?;
         {
             let mut stats = self.stats.lock().map_err(engine_err)?;
@@ -286,6 +299,9 @@ impl Merge {
         }
         let mut columns = chunk.columns().to_vec();
         columns.extend(cols);
+        if self.row_time {
+            columns.push(row_time.ok_or_else(|| engine_err("a window group has no row time"))?);
+        }
         self.progress
             .fetch_add(chunk.num_rows() as u64, AtomicOrdering::Relaxed);
         Ok(Some(RecordBatch::try_new(self.schema.clone(), columns)?))

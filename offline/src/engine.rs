@@ -245,3 +245,120 @@ pub async fn sample(
     let out = concat_batches(&spec.output_schema, &batches).map_err(internal)?;
     Ok((out, job.stats()))
 }
+
+/// A planned materialization: each key's as-of row of one row group at a time.
+pub struct GroupValuesJob {
+    pub plan: Arc<dyn ExecutionPlan>,
+    /// Source rows without key or time.
+    pub stats: Arc<Mutex<JoinStats>>,
+    /// Keys joined so far.
+    pub progress: Arc<AtomicU64>,
+}
+
+impl GroupValuesJob {
+    /// Runs the plan: batches of keys, the as-of time, features and row time.
+    pub fn execute(
+        &self,
+        ctx: &SessionContext,
+    ) -> Result<impl Stream<Item = Result<RecordBatch, Error>> + Send + 'static, Error> {
+        Ok(execute_stream(self.plan.clone(), ctx.task_ctx())?.map_err(Error::from))
+    }
+}
+
+/// Plans the as-of value of every key of a row group at `as_of` (inclusive), as the as-of join
+/// gives it to an event at `as_of`: batches of the key columns, the features, then the event
+/// time of the row (NULL where the key's row expired). Keys are those with a row in
+/// `[as_of - TTL, as_of]`.
+pub async fn plan_group_values(
+    ctx: &SessionContext,
+    group: &Arc<fstore_registry::compiled::CompiledGroup>,
+    location: &std::path::Path,
+    as_of: i64,
+) -> Result<GroupValuesJob, Error> {
+    use datafusion::common::ScalarValue;
+    use fstore_registry::model::Join;
+    let CompiledGroupKind::Row { ttl_us, .. } = &group.kind else {
+        return Err(Error::Input(format!(
+            "feature group \"{}\" aggregates windows: its online values are kept by the streaming joiner, not materialized",
+            group.group.name
+        )));
+    };
+    let partitions = ctx.copied_config().target_partitions();
+    let lower = ttl_us.map(|t| as_of.saturating_sub(t));
+    let rows = source_frame(
+        ctx,
+        &group.source,
+        location,
+        (lower, Some(as_of.saturating_add(1))),
+    )
+    .await?;
+    // The spine: each key once, as an event at `as_of`.
+    let key_names: Vec<String> = group
+        .key_columns
+        .iter()
+        .map(|&i| group.source_schema.field(i).name().clone())
+        .collect();
+    let ts =
+        ScalarValue::TimestampMicrosecond(Some(as_of), Some(fstore_registry::types::UTC.into()));
+    let mut spine_cols: Vec<datafusion::prelude::Expr> =
+        key_names.iter().map(|k| ident(k)).collect();
+    spine_cols.push(lit(ts).alias("__as_of"));
+    let spine = rows
+        .clone()
+        .select(key_names.iter().map(|k| ident(k)).collect::<Vec<_>>())?
+        .distinct()?
+        .select(spine_cols)?;
+    let spine = spine.create_physical_plan().await?;
+    let k = key_names.len();
+    let join = fstore_registry::compiled::CompiledJoin {
+        join: Join {
+            group: group.group.name.clone(),
+            alias: group.group.name.clone(),
+            keys: key_names.clone(),
+        },
+        event_keys: (0..k).collect(),
+        group: group.clone(),
+    };
+    let mut fields: Vec<arrow::datatypes::FieldRef> = spine.schema().fields()[..k].to_vec();
+    fields.push(spine.schema().fields()[k].clone());
+    for (name, dtype) in group.features() {
+        fields.push(Arc::new(arrow::datatypes::Field::new(
+            name,
+            dtype.to_arrow(),
+            true,
+        )));
+    }
+    fields.push(Arc::new(arrow::datatypes::Field::new(
+        "__row_time",
+        fstore_registry::DataType::Timestamp.to_arrow(),
+        true,
+    )));
+    let rows = sorted(
+        rows.create_physical_plan().await?,
+        &group.key_columns,
+        partitions,
+    )?;
+    let spine = sorted(spine, &(0..k).collect::<Vec<_>>(), partitions)?;
+    let stats = Arc::new(Mutex::new(JoinStats {
+        alias: group.group.name.clone(),
+        ..Default::default()
+    }));
+    let progress = Arc::new(AtomicU64::new(0));
+    let plan = Arc::new(
+        AsOfJoinExec::new(
+            spine,
+            rows,
+            join,
+            k,
+            Arc::new(Schema::new(fields)),
+            stats.clone(),
+            progress.clone(),
+        )
+        .with_row_time(),
+    );
+    Ok(GroupValuesJob {
+        plan,
+        stats,
+        progress,
+    })
+}

@@ -120,12 +120,14 @@ fn sorted_rows(
 }
 
 /// `ts_column` is the events' event-time column; `source` the group source's rows.
+/// Returns the feature columns aligned with `events`, then (for a row group) the event time
+/// of the row each event got, NULL where it got none.
 pub fn join_group(
     events: &RecordBatch,
     ts_column: usize,
     join: &CompiledJoin,
     source: &[RecordBatch],
-) -> Result<(Vec<ArrayRef>, JoinStats), Error> {
+) -> Result<(Vec<ArrayRef>, Option<ArrayRef>, JoinStats), Error> {
     let g: &CompiledGroup = &join.group;
     let mut stats = JoinStats {
         alias: join.join.alias.clone(),
@@ -203,7 +205,8 @@ pub fn join_group(
                 .map(|v| take(v, &idx, None))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(internal)?;
-            Ok((cols, stats))
+            let row_time = take(src.column(g.ts_column), &idx, None).map_err(internal)?;
+            Ok((cols, Some(row_time), stats))
         }
         CompiledGroupKind::Window { features } => {
             let inputs = features
@@ -279,7 +282,7 @@ pub fn join_group(
                 .zip(out)
                 .map(|(f, vals)| to_array(&f.dtype, vals))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok((cols, stats))
+            Ok((cols, None, stats))
         }
     }
 }

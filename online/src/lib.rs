@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod keys;
+pub mod layout;
 pub mod store;
 
 pub use error::Error;
