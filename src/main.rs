@@ -7,6 +7,7 @@ mod exit;
 mod materialize;
 mod progress;
 mod sample;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -86,6 +87,18 @@ enum Command {
         registry: RegistryArg,
         #[command(flatten)]
         args: materialize::MaterializeArgs,
+    },
+    /// Serves online features and registry reads over gRPC (package fstore.v1).
+    Serve {
+        #[command(flatten)]
+        registry: RegistryArg,
+        #[command(flatten)]
+        args: serve::ServeArgs,
+    },
+    /// Fetches a group's (or feature's) values for keys from a running `fstore serve`.
+    Get {
+        #[command(flatten)]
+        args: serve::GetArgs,
     },
     /// Computes training samples for a spec from its sources' Parquet files.
     Sample {
@@ -213,6 +226,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Sample { registry, args } => sample::run(&registry.registry, args)?,
         Command::Materialize { registry, args } => materialize::run(&registry.registry, args)?,
+        Command::Serve { registry, args } => serve::serve(&registry.registry, args)?,
+        Command::Get { args } => serve::get(args)?,
         Command::List { registry } => {
             let snap = Registry::new(&registry.registry).require_current()?;
             print!("{}", describe::list(&snap));

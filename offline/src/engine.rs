@@ -301,11 +301,11 @@ pub async fn plan_group_values(
     let ts =
         ScalarValue::TimestampMicrosecond(Some(as_of), Some(fstore_registry::types::UTC.into()));
     let mut spine_cols: Vec<datafusion::prelude::Expr> =
-        key_names.iter().map(|k| ident(k)).collect();
+        key_names.iter().map(ident).collect();
     spine_cols.push(lit(ts).alias("__as_of"));
     let spine = rows
         .clone()
-        .select(key_names.iter().map(|k| ident(k)).collect::<Vec<_>>())?
+        .select(key_names.iter().map(ident).collect::<Vec<_>>())?
         .distinct()?
         .select(spine_cols)?;
     let spine = spine.create_physical_plan().await?;

@@ -3,10 +3,25 @@
 
 use fstore_registry::DataType;
 use fstore_registry::codec::{Codec, Row, Value};
-use fstore_registry::model::{Definitions, Entity, FeatureGroup, GroupKind, ObjectRef};
+use fstore_registry::model::{Definitions, Entity, FeatureGroup, GroupKind};
+use sha2::{Digest, Sha256};
 
 use crate::Error;
 use crate::keys::online_key;
+
+/// The fingerprint values carry: of the features' names and types in stored order, so a
+/// compatible change to the group (its TTL, say) keeps reading the stored values, and a value
+/// of another schema is refused.
+pub fn value_fingerprint(features: &[(String, DataType)]) -> String {
+    let mut h = Sha256::new();
+    for (name, dtype) in features {
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update(dtype.to_string().as_bytes());
+        h.update([0]);
+    }
+    hex::encode(h.finalize())
+}
 
 /// Keys and values of one feature group version in one namespace.
 #[derive(Debug, Clone)]
@@ -29,7 +44,7 @@ impl GroupLayout {
             .map(|(n, t)| (n.to_string(), t.clone()))
             .collect();
         let codec = Codec::new(
-            &ObjectRef::Group(&group).fingerprint(),
+            &value_fingerprint(&features),
             features.iter().map(|(_, t)| t.clone()).collect(),
         )?;
         Ok(GroupLayout {

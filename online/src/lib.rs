@@ -7,6 +7,7 @@
 pub mod error;
 pub mod keys;
 pub mod layout;
+pub mod serve;
 pub mod store;
 
 pub use error::Error;

@@ -1,0 +1,508 @@
+//! The gRPC services of `fstore serve`: `FeatureService` (online features) and
+//! `RegistryService` (registry reads), over one [`OnlineStore`].
+//!
+//! The registry is reloaded when its `CURRENT` version changes (polled every second): each
+//! request takes the state current when it starts, so a new version never fails a request in
+//! flight and needs no restart.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use fstore_proto::v1 as pb;
+use fstore_registry::codec::Value;
+use fstore_registry::model::{Definitions, Kind, ObjectRef};
+use fstore_registry::{DataType, Registry};
+use tonic::{Request, Response, Status};
+
+use crate::layout::GroupLayout;
+use crate::{Error, OnlineStore};
+
+/// Keys per `GetFeatures` request.
+pub const MAX_KEYS: usize = 10_000;
+
+/// One registry version, ready to serve.
+pub struct ServedVersion {
+    pub version: u64,
+    pub defs: Definitions,
+    layouts: HashMap<String, GroupLayout>,
+}
+
+impl ServedVersion {
+    pub fn new(namespace: &str, version: u64, defs: Definitions) -> Result<Self, Error> {
+        let layouts = defs
+            .groups
+            .keys()
+            .map(|g| Ok((g.clone(), GroupLayout::new(namespace, &defs, g)?)))
+            .collect::<Result<_, Error>>()?;
+        Ok(ServedVersion {
+            version,
+            defs,
+            layouts,
+        })
+    }
+}
+
+/// Shared by both services.
+pub struct Shared {
+    pub registry: PathBuf,
+    pub namespace: String,
+    pub store: OnlineStore,
+    current: RwLock<Arc<ServedVersion>>,
+}
+
+impl Shared {
+    /// Loads the registry's current version.
+    pub fn open(
+        registry: PathBuf,
+        namespace: &str,
+        store: OnlineStore,
+    ) -> Result<Arc<Self>, Error> {
+        let snap = Registry::new(&registry).require_current()?;
+        let served = ServedVersion::new(namespace, snap.version, snap.definitions)?;
+        Ok(Arc::new(Shared {
+            registry,
+            namespace: namespace.to_string(),
+            store,
+            current: RwLock::new(Arc::new(served)),
+        }))
+    }
+
+    /// The version requests starting now see.
+    pub fn current(&self) -> Arc<ServedVersion> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Loads the registry's current version if it changed; returns the new version number.
+    pub fn reload(&self) -> Result<Option<u64>, Error> {
+        let reg = Registry::new(&self.registry);
+        let Some(v) = reg.current_version()? else {
+            return Ok(None);
+        };
+        if v == self.current().version {
+            return Ok(None);
+        }
+        let snap = reg.load(v)?;
+        let served = Arc::new(ServedVersion::new(&self.namespace, v, snap.definitions)?);
+        match self.current.write() {
+            Ok(mut g) => *g = served,
+            Err(poisoned) => *poisoned.into_inner() = served,
+        }
+        Ok(Some(v))
+    }
+
+    /// Polls the registry every `every` and swaps in new versions, until the process ends.
+    pub fn watch(self: &Arc<Self>, every: Duration) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let me2 = me.clone();
+                match tokio::task::spawn_blocking(move || me2.reload()).await {
+                    Ok(Ok(Some(v))) => tracing::info!(version = v, "registry version loaded"),
+                    Ok(Ok(None)) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "registry reload failed; serving the previous version")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "registry reload task failed"),
+                }
+            }
+        });
+    }
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+fn store_status(e: Error) -> Status {
+    match e {
+        Error::Unavailable(m) => Status::unavailable(format!("online store unavailable: {m}")),
+        Error::BadKey(m) => Status::invalid_argument(m),
+        other => Status::internal(other.to_string()),
+    }
+}
+
+/// The columns of one group to return: all features, or the named ones.
+struct Wanted<'a> {
+    layout: &'a GroupLayout,
+    /// Indices into the layout's features, in request order.
+    features: Vec<usize>,
+}
+
+/// Resolves `refs` ("group" or "group.feature") into groups of one entity.
+fn resolve<'a>(v: &'a ServedVersion, refs: &[String]) -> Result<Vec<Wanted<'a>>, Status> {
+    if refs.is_empty() {
+        return Err(Status::invalid_argument(
+            "no feature refs: name groups (\"user_profile\") or features (\"user_profile.age\")",
+        ));
+    }
+    let mut out: Vec<Wanted<'a>> = Vec::new();
+    for r in refs {
+        let (group, feature) = match r.split_once('.') {
+            Some((g, f)) => (g, Some(f)),
+            None => (r.as_str(), None),
+        };
+        let Some(layout) = v.layouts.get(group) else {
+            let known: Vec<&str> = v
+                .layouts
+                .keys()
+                .map(String::as_str)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            return Err(Status::not_found(format!(
+                "unknown feature group \"{group}\" (known: {})",
+                known.join(", ")
+            )));
+        };
+        let idx: Vec<usize> = match feature {
+            None => (0..layout.features.len()).collect(),
+            Some(f) => match layout.features.iter().position(|(n, _)| n == f) {
+                Some(i) => vec![i],
+                None => {
+                    let known: Vec<&str> =
+                        layout.features.iter().map(|(n, _)| n.as_str()).collect();
+                    return Err(Status::not_found(format!(
+                        "unknown feature \"{f}\" in group \"{group}\" (known: {})",
+                        known.join(", ")
+                    )));
+                }
+            },
+        };
+        if let Some(first) = out.first()
+            && first.layout.entity.name != layout.entity.name
+        {
+            return Err(Status::invalid_argument(format!(
+                "refs mix entities: \"{}\" is keyed by {}, \"{group}\" by {}; one request serves one entity",
+                first.layout.group.name, first.layout.entity.name, layout.entity.name
+            )));
+        }
+        match out.iter_mut().find(|w| w.layout.group.name == group) {
+            Some(w) => {
+                for i in idx {
+                    if !w.features.contains(&i) {
+                        w.features.push(i);
+                    }
+                }
+            }
+            None => out.push(Wanted {
+                layout,
+                features: idx,
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// A request key as key values of `layout`'s entity.
+fn key_values(layout: &GroupLayout, i: usize, key: &pb::EntityKey) -> Result<Vec<Value>, Status> {
+    let entity = &layout.entity;
+    if key.parts.len() != entity.keys.len() {
+        return Err(Status::invalid_argument(format!(
+            "key {i}: entity \"{}\" has {} key part(s) ({}), got {}",
+            entity.name,
+            entity.keys.len(),
+            entity
+                .keys
+                .iter()
+                .map(|k| k.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            key.parts.len()
+        )));
+    }
+    entity
+        .keys
+        .iter()
+        .zip(&key.parts)
+        .map(|(col, part)| match (&col.dtype, &part.value) {
+            (DataType::String, Some(pb::key_part::Value::StringValue(s))) => {
+                Ok(Value::String(s.clone()))
+            }
+            (DataType::Int64, Some(pb::key_part::Value::Int64Value(n))) => Ok(Value::Int64(*n)),
+            (t, got) => Err(Status::invalid_argument(format!(
+                "key {i}: \"{}\" of entity \"{}\" is {t}, got {}",
+                col.name,
+                entity.name,
+                match got {
+                    Some(pb::key_part::Value::StringValue(_)) => "a string",
+                    Some(pb::key_part::Value::Int64Value(_)) => "an int64",
+                    None => "nothing",
+                }
+            ))),
+        })
+        .collect()
+}
+
+/// A typed column of `values` (all of type `dtype`).
+pub fn to_column(dtype: &DataType, values: &[&Value]) -> pb::Column {
+    let mut c = pb::Column {
+        valid: values.iter().map(|v| !matches!(v, Value::Null)).collect(),
+        ..Default::default()
+    };
+    match dtype {
+        DataType::Boolean => {
+            c.bool_values = values
+                .iter()
+                .map(|v| matches!(v, Value::Boolean(true)))
+                .collect()
+        }
+        DataType::Int64 | DataType::Timestamp => {
+            c.int64_values = values
+                .iter()
+                .map(|v| match v {
+                    Value::Int64(n) | Value::Timestamp(n) => *n,
+                    _ => 0,
+                })
+                .collect()
+        }
+        DataType::Double => {
+            c.double_values = values
+                .iter()
+                .map(|v| match v {
+                    Value::Double(d) => *d,
+                    _ => 0.0,
+                })
+                .collect()
+        }
+        DataType::String => {
+            c.string_values = values
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    _ => String::new(),
+                })
+                .collect()
+        }
+        DataType::List(inner) => {
+            let mut offsets = vec![0u32];
+            let mut elements: Vec<&Value> = Vec::new();
+            for v in values {
+                if let Value::List(items) = v {
+                    elements.extend(items.iter());
+                }
+                offsets.push(elements.len() as u32);
+            }
+            c.offsets = offsets;
+            c.elements = Some(Box::new(to_column(inner, &elements)));
+        }
+    }
+    c
+}
+
+/// Online features.
+pub struct FeatureService {
+    pub shared: Arc<Shared>,
+}
+
+#[tonic::async_trait]
+impl pb::feature_service_server::FeatureService for FeatureService {
+    async fn get_features(
+        &self,
+        request: Request<pb::GetFeaturesRequest>,
+    ) -> Result<Response<pb::GetFeaturesResponse>, Status> {
+        let req = request.into_inner();
+        let served = self.shared.current();
+        let wanted = resolve(&served, &req.refs)?;
+        if req.keys.len() > MAX_KEYS {
+            return Err(Status::invalid_argument(format!(
+                "{} keys in one request; at most {MAX_KEYS}",
+                req.keys.len()
+            )));
+        }
+        let at = req.request_time_us.unwrap_or_else(now_us);
+        let mut groups = Vec::with_capacity(wanted.len());
+        for w in &wanted {
+            let layout = w.layout;
+            let keys = req
+                .keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| {
+                    let values = key_values(layout, i, k)?;
+                    layout.key(&values).map_err(store_status)
+                })
+                .collect::<Result<Vec<_>, Status>>()?;
+            let raw = self.shared.store.get(&keys).await.map_err(store_status)?;
+            let null = Value::Null;
+            let mut rows: Vec<Option<fstore_registry::codec::Row>> = Vec::with_capacity(raw.len());
+            let mut status = Vec::with_capacity(raw.len());
+            let mut times = Vec::with_capacity(raw.len());
+            for (k, bytes) in keys.iter().zip(raw) {
+                match bytes {
+                    None => {
+                        status.push(pb::KeyStatus::NotFound as i32);
+                        times.push(0);
+                        rows.push(None);
+                    }
+                    Some(b) => {
+                        let row = layout.decode(&b).map_err(|e| {
+                            Status::internal(format!("stored value of {k} does not decode: {e}"))
+                        })?;
+                        times.push(row.event_time);
+                        let expired = layout
+                            .ttl_us()
+                            .is_some_and(|ttl| at.saturating_sub(row.event_time) > ttl);
+                        if expired {
+                            status.push(pb::KeyStatus::Expired as i32);
+                            rows.push(None);
+                        } else {
+                            status.push(pb::KeyStatus::Found as i32);
+                            rows.push(Some(row));
+                        }
+                    }
+                }
+            }
+            let features = w
+                .features
+                .iter()
+                .map(|&f| {
+                    let (name, dtype) = &layout.features[f];
+                    let values: Vec<&Value> = rows
+                        .iter()
+                        .map(|r| r.as_ref().map_or(&null, |r| &r.values[f]))
+                        .collect();
+                    pb::FeatureColumn {
+                        name: format!("{}.{name}", layout.group.name),
+                        dtype: dtype.to_string(),
+                        values: Some(to_column(dtype, &values)),
+                    }
+                })
+                .collect();
+            groups.push(pb::GroupValues {
+                group: layout.group.name.clone(),
+                version: layout.group.version,
+                status,
+                event_time_us: times,
+                features,
+            });
+        }
+        Ok(Response::new(pb::GetFeaturesResponse {
+            registry_version: served.version,
+            request_time_us: at,
+            groups,
+        }))
+    }
+}
+
+/// Registry reads.
+pub struct RegistryService {
+    pub shared: Arc<Shared>,
+}
+
+fn kind_to_pb(k: Kind) -> pb::ObjectKind {
+    match k {
+        Kind::Entity => pb::ObjectKind::Entity,
+        Kind::Source => pb::ObjectKind::Source,
+        Kind::Group => pb::ObjectKind::FeatureGroup,
+        Kind::Spec => pb::ObjectKind::SampleSpec,
+        Kind::Model => pb::ObjectKind::Model,
+    }
+}
+
+fn summary(o: &ObjectRef<'_>) -> pb::ObjectSummary {
+    pb::ObjectSummary {
+        kind: kind_to_pb(o.kind()) as i32,
+        name: o.name().to_string(),
+        fingerprint: o.fingerprint(),
+        version: match o {
+            ObjectRef::Group(g) => g.version,
+            _ => 0,
+        },
+    }
+}
+
+#[tonic::async_trait]
+impl pb::registry_service_server::RegistryService for RegistryService {
+    async fn list_objects(
+        &self,
+        request: Request<pb::ListObjectsRequest>,
+    ) -> Result<Response<pb::ListObjectsResponse>, Status> {
+        let kinds = request.into_inner().kinds;
+        let served = self.shared.current();
+        let objects = served
+            .defs
+            .objects()
+            .iter()
+            .filter(|o| kinds.is_empty() || kinds.contains(&(kind_to_pb(o.kind()) as i32)))
+            .map(summary)
+            .collect();
+        Ok(Response::new(pb::ListObjectsResponse {
+            registry_version: served.version,
+            objects,
+        }))
+    }
+
+    async fn describe(
+        &self,
+        request: Request<pb::DescribeRequest>,
+    ) -> Result<Response<pb::DescribeResponse>, Status> {
+        let name = request.into_inner().name;
+        let served = self.shared.current();
+        let objects = served.defs.objects();
+        let (kind, plain) = match name.split_once(':') {
+            Some((k, n)) => (Some(k), n),
+            None => (None, name.as_str()),
+        };
+        let found: Vec<&ObjectRef<'_>> = objects
+            .iter()
+            .filter(|o| {
+                o.name() == plain
+                    && kind.is_none_or(|k| {
+                        let label = o.kind().label();
+                        k == label || label.ends_with(k)
+                    })
+            })
+            .collect();
+        let obj = match found.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(Status::not_found(format!(
+                    "no object named \"{name}\" in registry version {}",
+                    served.version
+                )));
+            }
+            many => {
+                return Err(Status::invalid_argument(format!(
+                    "\"{name}\" names {} objects ({}); prefix the kind, e.g. group:{plain}",
+                    many.len(),
+                    many.iter()
+                        .map(|o| o.kind().label())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        };
+        let schema = fstore_registry::schema::object_schema(&served.defs, obj)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let ipc = match schema {
+            None => Vec::new(),
+            Some(s) => schema_ipc(&s).map_err(|e| Status::internal(e.to_string()))?,
+        };
+        Ok(Response::new(pb::DescribeResponse {
+            registry_version: served.version,
+            object: Some(summary(obj)),
+            definition_json: obj.canonical_json(),
+            arrow_schema_ipc: ipc,
+        }))
+    }
+}
+
+/// An Arrow schema as an IPC stream holding only the schema message.
+pub fn schema_ipc(schema: &arrow::datatypes::Schema) -> Result<Vec<u8>, arrow::error::ArrowError> {
+    let mut buf = Vec::new();
+    {
+        let mut w = arrow::ipc::writer::StreamWriter::try_new(&mut buf, schema)?;
+        w.finish()?;
+    }
+    Ok(buf)
+}

@@ -1,0 +1,361 @@
+//! Online = offline, differentially: after `fstore materialize` as of T, every key's values
+//! served by `fstore serve` (over gRPC, from the real Redis and from RocksDB) equal the
+//! features `fstore sample` gives an event at T for that key, floats bit for bit; at T + 1 µs
+//! the same store serves what the batch gives then (a row exactly TTL old expires).
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use arrow::datatypes::Schema;
+use fstore_proto::v1 as pb;
+use fstore_registry::codec::Value;
+use fstore_registry::json::parse_timestamp;
+use fstore_registry::rows::value_at;
+
+use crate::support::{fstore, repo, service, text, unique};
+
+const DAY: i64 = 86_400_000_000;
+
+/// A running `fstore serve`, stopped on drop.
+pub struct Server {
+    child: Child,
+    pub addr: String,
+}
+
+impl Server {
+    pub fn start(registry: &Path, online: &str, namespace: &str) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fstore"))
+            .args([
+                "serve",
+                "--registry",
+                registry.to_str().unwrap(),
+                "--online",
+                online,
+                "--namespace",
+                namespace,
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("fstore serve starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .rsplit(' ')
+            .next()
+            .map(|s| s.trim().to_string())
+            .filter(|a| a.contains(':'))
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        Server { child, addr }
+    }
+
+    pub async fn client(
+        &self,
+    ) -> pb::feature_service_client::FeatureServiceClient<tonic::transport::Channel> {
+        pb::feature_service_client::FeatureServiceClient::connect(format!("http://{}", self.addr))
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn column_value(dtype: &str, c: &pb::Column, i: usize) -> Value {
+    if !c.valid[i] {
+        return Value::Null;
+    }
+    match dtype {
+        "INT64" => Value::Int64(c.int64_values[i]),
+        "DOUBLE" => Value::Double(c.double_values[i]),
+        "STRING" => Value::String(c.string_values[i].clone()),
+        "BOOLEAN" => Value::Boolean(c.bool_values[i]),
+        "TIMESTAMP" => Value::Timestamp(c.int64_values[i]),
+        other => panic!("unexpected dtype {other}"),
+    }
+}
+
+fn json_keys(data: &Path, file: &str, key: &str) -> Vec<serde_json::Value> {
+    let set: BTreeSet<String> = fs::read_to_string(data.join(file))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()[key].to_string())
+        .collect();
+    set.iter()
+        .map(|s| serde_json::from_str(s).unwrap())
+        .collect()
+}
+
+/// Impressions at `t`: one per user (and per item, cycling the shorter list), plus keys
+/// that have no rows at all.
+fn write_spine(path: &Path, users: &[String], items: &[i64], t: i64) {
+    let n = users.len().max(items.len());
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values(0..n as i64)),
+        Arc::new(StringArray::from_iter_values(
+            (0..n).map(|i| users[i % users.len()].clone()),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            (0..n).map(|i| items[i % items.len()]),
+        )),
+        Arc::new(TimestampMicrosecondArray::from(vec![t; n]).with_timezone("UTC")),
+        Arc::new(BooleanArray::from(vec![false; n])),
+    ];
+    let schema = Arc::new(Schema::new(vec![
+        arrow::datatypes::Field::new("request_id", arrow::datatypes::DataType::Int64, true),
+        arrow::datatypes::Field::new("user_id", arrow::datatypes::DataType::Utf8, true),
+        arrow::datatypes::Field::new("item_id", arrow::datatypes::DataType::Int64, true),
+        arrow::datatypes::Field::new(
+            "ts",
+            arrow::datatypes::DataType::Timestamp(
+                arrow::datatypes::TimeUnit::Microsecond,
+                Some("UTC".into()),
+            ),
+            true,
+        ),
+        arrow::datatypes::Field::new("clicked", arrow::datatypes::DataType::Boolean, true),
+    ]));
+    let batch = RecordBatch::try_new(schema.clone(), cols).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(fs::File::create(path).unwrap(), schema, None)
+        .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
+fn read_samples(dir: &Path) -> RecordBatch {
+    let mut batches = Vec::new();
+    for part in fs::read_dir(dir).unwrap() {
+        let file = part.unwrap().path().join("part-00000.parquet");
+        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            fs::File::open(file).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        batches.extend(r.map(|b| b.unwrap()));
+    }
+    arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+}
+
+fn ok(o: &std::process::Output) {
+    assert_eq!(o.status.code(), Some(0), "{}", text(o));
+}
+
+/// Batch samples for one event per key at `t`.
+fn batch_at(work: &Path, registry: &str, users: &[String], items: &[i64], t: i64) -> RecordBatch {
+    let spine = work.join(format!("spine-{t}.parquet"));
+    write_spine(&spine, users, items, t);
+    let out = work.join(format!("samples-{t}"));
+    ok(&fstore(
+        &[
+            "sample",
+            "ctr",
+            "--registry",
+            registry,
+            "--out",
+            out.to_str().unwrap(),
+            "--source",
+            &format!("impressions={}", spine.display()),
+        ],
+        work,
+    ));
+    read_samples(&out)
+}
+
+/// Compares served values of `group` at `t` for the samples' keys with the samples' columns.
+async fn compare(
+    server: &Server,
+    batch: &RecordBatch,
+    group: &str,
+    key_col: &str,
+    features: &[&str],
+    t: i64,
+) -> (usize, Vec<String>) {
+    let keys_arr = batch.column_by_name(key_col).unwrap();
+    let keys: Vec<pb::EntityKey> = (0..batch.num_rows())
+        .map(|r| pb::EntityKey {
+            parts: vec![pb::KeyPart {
+                value: Some(match value_at(keys_arr, r).unwrap() {
+                    Value::String(s) => pb::key_part::Value::StringValue(s),
+                    Value::Int64(n) => pb::key_part::Value::Int64Value(n),
+                    v => panic!("key {v:?}"),
+                }),
+            }],
+        })
+        .collect();
+    let resp = server
+        .client()
+        .await
+        .get_features(pb::GetFeaturesRequest {
+            refs: vec![group.to_string()],
+            keys,
+            request_time_us: Some(t),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let g = &resp.groups[0];
+    let mut diffs = Vec::new();
+    let mut cells = 0;
+    let mut found = 0;
+    for r in 0..batch.num_rows() {
+        if g.status[r] == pb::KeyStatus::Found as i32 {
+            found += 1;
+        }
+        for f in features {
+            let col = g
+                .features
+                .iter()
+                .find(|c| c.name == format!("{group}.{f}"))
+                .unwrap();
+            let served = column_value(&col.dtype, col.values.as_ref().unwrap(), r);
+            let want = value_at(batch.column_by_name(f).unwrap(), r).unwrap();
+            cells += 1;
+            if served != want {
+                diffs.push(format!(
+                    "{group} key {:?} at {t} feature {f}: batch {want:?}, served {served:?} (status {})",
+                    value_at(keys_arr, r).unwrap(),
+                    g.status[r]
+                ));
+            }
+        }
+    }
+    assert!(found > 0, "{group}: no key found at {t}");
+    (cells, diffs)
+}
+
+async fn online_equals_offline(online: &str) {
+    let work = tempfile::tempdir().unwrap();
+    let registry = work.path().join("reg");
+    let r = registry.to_str().unwrap();
+    ok(&fstore(
+        &[
+            "apply",
+            repo().join("examples/ctr").to_str().unwrap(),
+            "--registry",
+            r,
+        ],
+        work.path(),
+    ));
+    let data = repo().join("examples/ctr/data");
+    let mut users: Vec<String> = json_keys(&data, "user_profile.jsonl", "user_id")
+        .into_iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    users.push("user_nobody".into());
+    let mut items: Vec<i64> = json_keys(&data, "item_stats.jsonl", "item_id")
+        .into_iter()
+        .filter_map(|v| v.as_i64())
+        .collect();
+    items.push(i64::MAX);
+    // T: some user's latest profile row is exactly 30 days (the TTL) old, so it is served at
+    // T and expired at T + 1.
+    let mut latest: std::collections::BTreeMap<String, i64> = Default::default();
+    for l in fs::read_to_string(data.join("user_profile.jsonl"))
+        .unwrap()
+        .lines()
+    {
+        let row: serde_json::Value = serde_json::from_str(l).unwrap();
+        if let (Some(u), Some(ts)) = (row["user_id"].as_str(), row["ts"].as_str()) {
+            let ts = parse_timestamp(ts).unwrap();
+            let e = latest.entry(u.to_string()).or_insert(ts);
+            *e = (*e).max(ts);
+        }
+    }
+    let (key, last) = latest.iter().next().map(|(k, v)| (k.clone(), *v)).unwrap();
+    let t = last + 30 * DAY;
+    let ns = unique("serve");
+    ok(&fstore(
+        &[
+            "materialize",
+            "user_profile",
+            "item_stats",
+            "--registry",
+            r,
+            "--online",
+            online,
+            "--namespace",
+            &ns,
+            "--as-of",
+            &fstore_registry::json::format_timestamp(t),
+        ],
+        work.path(),
+    ));
+    let server = Server::start(&registry, online, &ns);
+    let (mut cells, mut diffs) = (0, Vec::new());
+    for at in [t, t + 1] {
+        let batch = batch_at(work.path(), r, &users, &items, at);
+        for (group, key, features) in [
+            ("user_profile", "user_id", &["age", "city", "score"][..]),
+            ("item_stats", "item_id", &["ctr", "category"][..]),
+        ] {
+            let (c, d) = compare(&server, &batch, group, key, features, at).await;
+            cells += c;
+            diffs.extend(d);
+        }
+    }
+    assert!(cells > 500, "only {cells} cells compared");
+    crate::support::assert_no_diffs(diffs, cells);
+    // The expiring row really is in the data: at T it is served, at T + 1 it is EXPIRED.
+    let mut client = server.client().await;
+    let mut status_at = async |at: i64| {
+        client
+            .get_features(pb::GetFeaturesRequest {
+                refs: vec!["user_profile".into()],
+                keys: vec![pb::EntityKey {
+                    parts: vec![pb::KeyPart {
+                        value: Some(pb::key_part::Value::StringValue(key.clone())),
+                    }],
+                }],
+                request_time_us: Some(at),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .groups[0]
+            .status[0]
+    };
+    assert_eq!(
+        status_at(t).await,
+        pb::KeyStatus::Found as i32,
+        "{key} at T"
+    );
+    assert_eq!(
+        status_at(t + 1).await,
+        pb::KeyStatus::Expired as i32,
+        "{key} at T + 1"
+    );
+}
+
+#[tokio::test]
+async fn served_features_equal_batch_as_of_on_redis() {
+    let Some(url) = service("FSTORE_REDIS_URL") else {
+        return;
+    };
+    online_equals_offline(&url).await;
+}
+
+#[tokio::test]
+async fn served_features_equal_batch_as_of_on_rocksdb() {
+    let dir = tempfile::tempdir().unwrap();
+    online_equals_offline(&format!(
+        "rocksdb://{}",
+        dir.path().join("online").display()
+    ))
+    .await;
+}
