@@ -434,3 +434,69 @@ async fn served_features_equal_batch_as_of_on_rocksdb() {
     ))
     .await;
 }
+
+/// A new registry version is served without restart: a group added by `apply` becomes
+/// requestable, and responses name the new version.
+#[tokio::test]
+async fn a_new_registry_version_is_served_without_restart() {
+    let work = tempfile::tempdir().unwrap();
+    let defs = work.path().join("defs");
+    crate::support::copy_defs(&repo().join("examples/ctr"), &defs);
+    let registry = work.path().join("reg");
+    let apply = || {
+        fstore(
+            &[
+                "apply",
+                defs.to_str().unwrap(),
+                "--registry",
+                registry.to_str().unwrap(),
+            ],
+            work.path(),
+        )
+    };
+    ok(&apply());
+    let online = format!("rocksdb://{}", work.path().join("online").display());
+    let server = Server::start(&registry, &online, "reload");
+    let ask = |refs: &str| pb::GetFeaturesRequest {
+        refs: vec![refs.to_string()],
+        keys: vec![pb::EntityKey {
+            parts: vec![pb::KeyPart {
+                value: Some(pb::key_part::Value::StringValue("u1".into())),
+            }],
+        }],
+        request_time_us: Some(0),
+    };
+    let mut client = server.client().await;
+    let before = client.get_features(ask("user_age")).await.unwrap_err();
+    assert_eq!(before.code(), tonic::Code::NotFound);
+    assert!(
+        before
+            .message()
+            .contains("unknown feature group \"user_age\""),
+        "{before:?}"
+    );
+
+    fs::write(
+        defs.join("extra.sql"),
+        "CREATE FEATURE GROUP user_age ON user FROM user_profile TTL 1 DAY AS SELECT age;\n",
+    )
+    .unwrap();
+    ok(&apply());
+    let t0 = std::time::Instant::now();
+    let resp = loop {
+        match client.get_features(ask("user_age")).await {
+            Ok(r) => break r.into_inner(),
+            Err(e) => {
+                assert_eq!(e.code(), tonic::Code::NotFound, "{e:?}");
+                assert!(
+                    t0.elapsed().as_secs() < 10,
+                    "version 2 not picked up: {e:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(resp.registry_version, 2);
+    assert_eq!(resp.groups[0].status, vec![pb::KeyStatus::NotFound as i32]);
+    assert_eq!(resp.groups[0].features[0].name, "user_age.age");
+}
