@@ -12,8 +12,9 @@ use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Ar
 use arrow::compute::{concat_batches, take};
 use arrow::datatypes::TimestampMicrosecondType;
 use arrow_row::{RowConverter, Rows, SortField};
-use fstore_registry::aggregate::Accumulator;
-use fstore_registry::compiled::{CompiledGroup, CompiledGroupKind, CompiledJoin};
+use fstore_registry::codec::Value;
+use fstore_registry::compiled::{CompiledGroup, CompiledGroupKind, CompiledJoin, CompiledWindow};
+use fstore_registry::window::WindowRows;
 use fstore_registry::rows::{to_array, value_at};
 
 use crate::Error;
@@ -209,72 +210,34 @@ pub fn join_group(
             Ok((cols, Some(row_time), stats))
         }
         CompiledGroupKind::Window { features } => {
-            let inputs = features
-                .iter()
-                .map(|f| f.input.as_ref().map(|i| i.evaluate(&src)).transpose())
-                .collect::<Result<Vec<_>, _>>()?;
-            let filters = features
-                .iter()
-                .map(|f| f.filter.as_ref().map(|i| i.evaluate(&src)).transpose())
-                .collect::<Result<Vec<Option<ArrayRef>>, _>>()?;
-            let mut tie_cols: Vec<ArrayRef> = Vec::new();
-            for (i, f) in inputs.iter().zip(&filters) {
-                tie_cols.extend(i.iter().cloned());
-                tie_cols.extend(f.iter().cloned());
-            }
-            let side = sorted_rows(
-                &src,
-                g,
-                &src_keys,
-                &key_conv,
-                &tie_cols,
-                &mut stats.skipped_rows,
-            )?;
+            let keyed = window_source(&src, g, features, &key_conv, &mut stats.skipped_rows)?;
             // Events outside the pass (NULL key) see an empty window.
-            let mut out: Vec<Vec<fstore_registry::codec::Value>> = features
+            let empty = WindowRows::empty(features).fold(features, 0);
+            let mut out: Vec<Vec<Value>> = empty
                 .iter()
-                .map(|f| vec![Accumulator::new(f.agg).finish(); events.num_rows()])
+                .map(|v| vec![v.clone(); events.num_rows()])
                 .collect();
-            // Per feature: [lo, hi) into side.order is the event's window.
-            let mut lo = vec![0usize; features.len()];
-            let mut hi = 0usize;
+            // Events and keys both ascend by key: walk them together, building each key's
+            // rows once.
+            let mut k = 0usize;
+            let mut current: Option<(usize, WindowRows)> = None;
             for &e in &ev.order {
                 let e = e as usize;
-                let (ek, et) = (ev.keys.row(e), ev.ts[e]);
-                while hi < side.order.len() {
-                    let r = side.order[hi] as usize;
-                    match side.keys.row(r).cmp(&ek) {
-                        Ordering::Less => hi += 1,
-                        Ordering::Equal if side.ts[r] < et => hi += 1,
-                        _ => break,
-                    }
+                let ek = ev.keys.row(e);
+                while k < keyed.ranges.len()
+                    && keyed.side.keys.row(keyed.first_row(k)) < ek
+                {
+                    k += 1;
                 }
-                for (fi, f) in features.iter().enumerate() {
-                    let start = et.saturating_sub(f.window_us);
-                    let l = &mut lo[fi];
-                    while *l < hi {
-                        let r = side.order[*l] as usize;
-                        match side.keys.row(r).cmp(&ek) {
-                            Ordering::Less => *l += 1,
-                            Ordering::Equal if side.ts[r] < start => *l += 1,
-                            _ => break,
-                        }
-                    }
-                    let mut acc = Accumulator::new(f.agg);
-                    for &r in &side.order[*l..hi] {
-                        let r = r as usize;
-                        if let Some(fa) = &filters[fi] {
-                            let b: &BooleanArray = fa.as_boolean();
-                            if !(b.is_valid(r) && b.value(r)) {
-                                continue;
-                            }
-                        }
-                        match &inputs[fi] {
-                            None => acc.add(None),
-                            Some(a) => acc.add(Some(&value_at(a, r)?)),
-                        }
-                    }
-                    out[fi][e] = acc.finish();
+                if k == keyed.ranges.len() || keyed.side.keys.row(keyed.first_row(k)) != ek {
+                    continue;
+                }
+                if current.as_ref().is_none_or(|(ck, _)| *ck != k) {
+                    current = Some((k, keyed.rows(k)?));
+                }
+                let rows = &current.as_ref().expect("set above").1;
+                for (fi, v) in rows.fold(features, ev.ts[e]).into_iter().enumerate() {
+                    out[fi][e] = v;
                 }
             }
             let cols = features
@@ -285,4 +248,101 @@ pub fn join_group(
             Ok((cols, None, stats))
         }
     }
+}
+
+/// A window group's source rows grouped by key, in fold order.
+pub struct KeyedWindowRows {
+    side: Side,
+    /// Per key, ascending: its range in `side.order`.
+    ranges: Vec<(usize, usize)>,
+    ts: Vec<i64>,
+    inputs: Vec<Option<ArrayRef>>,
+    filters: Vec<Option<ArrayRef>>,
+}
+
+impl KeyedWindowRows {
+    /// A source row of key `k` (for its key values).
+    pub fn first_row(&self, k: usize) -> usize {
+        self.side.order[self.ranges[k].0] as usize
+    }
+
+    /// Keys held.
+    pub fn keys(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// Key `k`'s rows in fold order.
+    pub fn rows(&self, k: usize) -> Result<WindowRows, Error> {
+        let idx = &self.side.order[self.ranges[k].0..self.ranges[k].1];
+        let inputs = self
+            .inputs
+            .iter()
+            .map(|a| {
+                a.as_ref()
+                    .map(|a| idx.iter().map(|&r| value_at(a, r as usize)).collect())
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let passes = self
+            .filters
+            .iter()
+            .map(|f| {
+                f.as_ref().map(|f| {
+                    let b: &BooleanArray = f.as_boolean();
+                    idx.iter()
+                        .map(|&r| b.is_valid(r as usize) && b.value(r as usize))
+                        .collect()
+                })
+            })
+            .collect();
+        Ok(WindowRows {
+            ts: idx.iter().map(|&r| self.ts[r as usize]).collect(),
+            inputs,
+            passes,
+        })
+    }
+}
+
+/// Groups a window group's source rows by key in fold order (event time, then each
+/// feature's input and filter result as the tie order).
+pub fn window_source(
+    src: &RecordBatch,
+    g: &CompiledGroup,
+    features: &[CompiledWindow],
+    key_conv: &RowConverter,
+    skipped: &mut u64,
+) -> Result<KeyedWindowRows, Error> {
+    let src_keys: Vec<ArrayRef> = g.key_columns.iter().map(|&i| src.column(i).clone()).collect();
+    let inputs = features
+        .iter()
+        .map(|f| f.input.as_ref().map(|i| i.evaluate(src)).transpose())
+        .collect::<Result<Vec<_>, _>>()?;
+    let filters = features
+        .iter()
+        .map(|f| f.filter.as_ref().map(|i| i.evaluate(src)).transpose())
+        .collect::<Result<Vec<Option<ArrayRef>>, _>>()?;
+    let mut tie_cols: Vec<ArrayRef> = Vec::new();
+    for (i, f) in inputs.iter().zip(&filters) {
+        tie_cols.extend(i.iter().cloned());
+        tie_cols.extend(f.iter().cloned());
+    }
+    let side = sorted_rows(src, g, &src_keys, key_conv, &tie_cols, skipped)?;
+    let mut ranges = Vec::new();
+    let mut start = 0;
+    for p in 1..=side.order.len() {
+        if p == side.order.len()
+            || side.keys.row(side.order[p] as usize) != side.keys.row(side.order[start] as usize)
+        {
+            ranges.push((start, p));
+            start = p;
+        }
+    }
+    let ts = side.ts.clone();
+    Ok(KeyedWindowRows {
+        side,
+        ranges,
+        ts,
+        inputs,
+        filters,
+    })
 }

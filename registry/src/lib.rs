@@ -18,6 +18,7 @@ pub mod rows;
 pub mod schema;
 pub mod store;
 pub mod types;
+pub mod window;
 
 pub use error::{Error, Result};
 pub use model::*;
