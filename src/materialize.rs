@@ -1,7 +1,9 @@
-//! `fstore materialize`: load each key's as-of value of row groups into the online store.
+//! `fstore materialize`: load each key's as-of value of feature groups into the online store
+//! (row groups: the latest row; window groups: the rows their windows fold).
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -9,7 +11,7 @@ use arrow::datatypes::TimestampMicrosecondType;
 use fstore_online::OnlineStore;
 use fstore_online::layout::GroupLayout;
 use fstore_registry::Registry;
-use fstore_registry::compiled::CompiledGroup;
+use fstore_registry::compiled::{CompiledGroup, CompiledGroupKind};
 use fstore_registry::expr::ExprCompiler;
 use fstore_registry::rows::value_at;
 use futures::StreamExt;
@@ -24,7 +26,8 @@ const WRITE_BATCH: usize = 1000;
 /// Arguments of `fstore materialize`.
 #[derive(Debug, clap::Args)]
 pub struct MaterializeArgs {
-    /// Row feature groups to load.
+    /// Feature groups to load: a row group's latest row per key, a window group's rows
+    /// within its longest window.
     #[arg(required = true)]
     pub groups: Vec<String>,
     /// Online store: redis://host:port/db or rocksdb:///path.
@@ -77,11 +80,6 @@ pub fn run(registry: &std::path::Path, args: MaterializeArgs) -> Result<(), CliE
     let mut groups = Vec::new();
     for name in &args.groups {
         let g = snap.definitions.group(name)?;
-        if matches!(g.kind, fstore_registry::model::GroupKind::Window(_)) {
-            return Err(CliError::user(format!(
-                "feature group \"{name}\" aggregates windows: its online values are kept by the streaming joiner (fstore join), not materialized"
-            )));
-        }
         let layout =
             GroupLayout::new(&args.namespace, &snap.definitions, name).map_err(online_err)?;
         groups.push((
@@ -109,6 +107,44 @@ pub fn run(registry: &std::path::Path, args: MaterializeArgs) -> Result<(), CliE
                     group.source.name, group.source.name
                 ))
             })?;
+            if matches!(group.kind, CompiledGroupKind::Window { .. }) {
+                let keys = Arc::new(AtomicU64::new(0));
+                let progress = Progress::start(
+                    &format!("materialize {}", group.group.name),
+                    "keys",
+                    keys.clone(),
+                    None,
+                );
+                let mut stream =
+                    std::pin::pin!(fstore_offline::engine::window_states(&ctx, group, &location, as_of).await?);
+                let (mut rows, mut written) = (0u64, 0u64);
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk?;
+                    keys.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    let mut entries = Vec::with_capacity(chunk.len());
+                    for (key, state) in &chunk {
+                        rows += state.len() as u64;
+                        entries.push((
+                            layout.key(key).map_err(online_err)?,
+                            layout.encode_window(state).map_err(online_err)?,
+                        ));
+                    }
+                    for part in entries.chunks(WRITE_BATCH) {
+                        written += store.put_newer(part.to_vec()).await.map_err(online_err)?;
+                    }
+                }
+                progress.stop();
+                let keys = keys.load(Ordering::Relaxed);
+                println!(
+                    "materialize {} v{} as of {}: {keys} keys loaded with {rows} window rows ({written} not older than the store's) ({:.2?})",
+                    group.group.name,
+                    group.group.version,
+                    fstore_registry::json::format_timestamp(as_of),
+                    t0.elapsed()
+                );
+                tracing::info!(group = %group.group.name, keys, rows, written, seconds = t0.elapsed().as_secs_f64(), "materialized");
+                continue;
+            }
             let job = fstore_offline::engine::plan_group_values(&ctx, group, &location, as_of).await?;
             let progress = Progress::start(
                 &format!("materialize {}", group.group.name),

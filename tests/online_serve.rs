@@ -22,6 +22,8 @@ use fstore_registry::rows::value_at;
 use crate::support::{fstore, repo, service, text, unique};
 
 const DAY: i64 = 86_400_000_000;
+/// Request ids of the spine's events, above any of the example's.
+const SPINE_IDS: i64 = 1_000_000_000_000;
 
 /// A running `fstore serve`, stopped on drop.
 pub struct Server {
@@ -106,7 +108,9 @@ fn json_keys(data: &Path, file: &str, key: &str) -> Vec<serde_json::Value> {
 fn write_spine(path: &Path, users: &[String], items: &[i64], t: i64) {
     let n = users.len().max(items.len());
     let cols: Vec<ArrayRef> = vec![
-        Arc::new(Int64Array::from_iter_values(0..n as i64)),
+        Arc::new(Int64Array::from_iter_values(
+            (0..n as i64).map(|i| SPINE_IDS + i),
+        )),
         Arc::new(StringArray::from_iter_values(
             (0..n).map(|i| users[i % users.len()].clone()),
         )),
@@ -156,11 +160,19 @@ fn ok(o: &std::process::Output) {
     assert_eq!(o.status.code(), Some(0), "{}", text(o));
 }
 
-/// Batch samples for one event per key at `t`.
+/// Batch samples for one event per key at `t`: the example's impressions plus the spine's
+/// events (which windows at `t` do not see), sampled in `[t, t + 1)`; only the spine's rows.
 fn batch_at(work: &Path, registry: &str, users: &[String], items: &[i64], t: i64) -> RecordBatch {
-    let spine = work.join(format!("spine-{t}.parquet"));
-    write_spine(&spine, users, items, t);
+    let dir = work.join(format!("impressions-{t}"));
+    fs::create_dir_all(&dir).unwrap();
+    fs::copy(
+        repo().join("examples/ctr/data/impressions.parquet"),
+        dir.join("example.parquet"),
+    )
+    .unwrap();
+    write_spine(&dir.join("spine.parquet"), users, items, t);
     let out = work.join(format!("samples-{t}"));
+    let at = |us: i64| fstore_registry::json::format_timestamp(us);
     ok(&fstore(
         &[
             "sample",
@@ -170,11 +182,26 @@ fn batch_at(work: &Path, registry: &str, users: &[String], items: &[i64], t: i64
             "--out",
             out.to_str().unwrap(),
             "--source",
-            &format!("impressions={}", spine.display()),
+            &format!("impressions={}", dir.display()),
+            "--start",
+            &at(t),
+            "--end",
+            &at(t + 1),
         ],
         work,
     ));
-    read_samples(&out)
+    let all = read_samples(&out);
+    let ids = all
+        .column_by_name("request_id")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap();
+    let keep: BooleanArray = ids
+        .iter()
+        .map(|i| Some(i.is_some_and(|i| i >= SPINE_IDS)))
+        .collect();
+    arrow::compute::filter_record_batch(&all, &keep).unwrap()
 }
 
 /// Compares served values of `group` at `t` for the samples' keys with the samples' columns.
@@ -213,6 +240,7 @@ async fn compare(
     let mut diffs = Vec::new();
     let mut cells = 0;
     let mut found = 0;
+    let mut informative = 0;
     for r in 0..batch.num_rows() {
         if g.status[r] == pb::KeyStatus::Found as i32 {
             found += 1;
@@ -226,6 +254,7 @@ async fn compare(
             let served = column_value(&col.dtype, col.values.as_ref().unwrap(), r);
             let want = value_at(batch.column_by_name(f).unwrap(), r).unwrap();
             cells += 1;
+            informative += usize::from(!matches!(want, Value::Null | Value::Int64(0)));
             if served != want {
                 diffs.push(format!(
                     "{group} key {:?} at {t} feature {f}: batch {want:?}, served {served:?} (status {})",
@@ -236,6 +265,10 @@ async fn compare(
         }
     }
     assert!(found > 0, "{group}: no key found at {t}");
+    assert!(
+        informative > 10,
+        "{group}: only {informative} values at {t} are neither NULL nor 0"
+    );
     (cells, diffs)
 }
 
@@ -285,6 +318,7 @@ async fn online_equals_offline(online: &str) {
             "materialize",
             "user_profile",
             "item_stats",
+            "user_activity",
             "--registry",
             r,
             "--online",
@@ -303,6 +337,11 @@ async fn online_equals_offline(online: &str) {
         for (group, key, features) in [
             ("user_profile", "user_id", &["age", "city", "score"][..]),
             ("item_stats", "item_id", &["ctr", "category"][..]),
+            (
+                "user_activity",
+                "user_id",
+                &["user_clicks_7d", "user_impr_1d"][..],
+            ),
         ] {
             let (c, d) = compare(&server, &batch, group, key, features, at).await;
             cells += c;

@@ -174,15 +174,18 @@ impl ExecutionPlan for AsOfJoinExec {
             .map(|&i| SortField::new(self.join.group.source_schema.field(i).data_type().clone()))
             .collect();
         let chunk_rows = context.session_config().batch_size() * CHUNK_BATCHES;
+        let conv = RowConverter::new(key_types.clone())?;
         let state = Merge {
-            chunk_rows,
-            events: self.events.execute(0, context.clone())?,
+            events: KeyChunks::new(
+                self.events.execute(0, context.clone())?,
+                RowConverter::new(key_types)?,
+                self.join.event_keys.clone(),
+                chunk_rows,
+            ),
             rows: self.rows.execute(0, context)?,
-            events_buf: Vec::new(),
-            events_done: false,
             rows_buf: None,
             rows_done: false,
-            conv: RowConverter::new(key_types)?,
+            conv,
             join: self.join.clone(),
             ts_column: self.ts_column,
             schema: self.schema.clone(),
@@ -202,12 +205,8 @@ impl ExecutionPlan for AsOfJoinExec {
 
 /// The merge's state between chunks.
 struct Merge {
-    chunk_rows: usize,
-    events: SendableRecordBatchStream,
+    events: KeyChunks,
     rows: SendableRecordBatchStream,
-    /// Events read but not yet joined.
-    events_buf: Vec<RecordBatch>,
-    events_done: bool,
     /// Source rows read but not yet given to a chunk (keys above the last chunk's).
     rows_buf: Option<RecordBatch>,
     rows_done: bool,
@@ -224,39 +223,65 @@ fn engine_err(e: impl fmt::Display) -> DataFusionError {
     DataFusionError::Internal(format!("as-of join: {e}"))
 }
 
-impl Merge {
-    fn key_rows(&self, batch: &RecordBatch, key_columns: &[usize]) -> DfResult<Rows> {
-        let cols: Vec<ArrayRef> = key_columns
-            .iter()
-            .map(|&i| batch.column(i).clone())
-            .collect();
-        Ok(self.conv.convert_columns(&cols)?)
-    }
+fn key_rows(conv: &RowConverter, batch: &RecordBatch, key_columns: &[usize]) -> DfResult<Rows> {
+    let cols: Vec<ArrayRef> = key_columns
+        .iter()
+        .map(|&i| batch.column(i).clone())
+        .collect();
+    Ok(conv.convert_columns(&cols)?)
+}
 
-    /// Checks that `rows` ascend; the sort below this operator must have ordered them.
-    fn check_sorted(rows: &Rows, what: &str) -> DfResult<()> {
-        for i in 1..rows.num_rows() {
-            if rows.row(i - 1) > rows.row(i) {
-                return Err(engine_err(format!("{what} are not sorted by key")));
-            }
+/// Checks that `rows` ascend; the sort below the operator must have ordered them.
+fn check_sorted(rows: &Rows, what: &str) -> DfResult<()> {
+    for i in 1..rows.num_rows() {
+        if rows.row(i - 1) > rows.row(i) {
+            return Err(engine_err(format!("{what} are not sorted by key")));
         }
-        Ok(())
+    }
+    Ok(())
+}
+
+/// Cuts a stream sorted by key into chunks of about `chunk_rows` rows that each hold every
+/// row of their keys.
+pub struct KeyChunks {
+    stream: SendableRecordBatchStream,
+    conv: RowConverter,
+    key_columns: Vec<usize>,
+    chunk_rows: usize,
+    buf: Vec<RecordBatch>,
+    done: bool,
+}
+
+impl KeyChunks {
+    /// `conv` converts the `key_columns` of the stream's batches.
+    pub fn new(
+        stream: SendableRecordBatchStream,
+        conv: RowConverter,
+        key_columns: Vec<usize>,
+        chunk_rows: usize,
+    ) -> Self {
+        KeyChunks {
+            stream,
+            conv,
+            key_columns,
+            chunk_rows: chunk_rows.max(1),
+            buf: Vec::new(),
+            done: false,
+        }
     }
 
-    /// The next chunk of joined events, or `None` at the end.
-    async fn next_chunk(&mut self) -> DfResult<Option<RecordBatch>> {
-        let event_keys = self.join.event_keys.clone();
-        // Read events until the buffer holds a whole chunk of complete keys.
-        let (chunk, last_key) = loop {
-            let buffered: usize = self.events_buf.iter().map(RecordBatch::num_rows).sum();
-            if buffered >= self.chunk_rows || (self.events_done && buffered > 0) {
-                let events = concat_batches(&self.events.schema(), &self.events_buf)?;
-                let keys = self.key_rows(&events, &event_keys)?;
-                Self::check_sorted(&keys, "events")?;
-                let n = events.num_rows();
-                // Cut before the last key's first event: that key may continue in the next
+    /// The next chunk and its last (greatest) key, or `None` at the end.
+    pub async fn next(&mut self) -> DfResult<Option<(RecordBatch, OwnedRow)>> {
+        loop {
+            let buffered: usize = self.buf.iter().map(RecordBatch::num_rows).sum();
+            if buffered >= self.chunk_rows || (self.done && buffered > 0) {
+                let rows = concat_batches(&self.stream.schema(), &self.buf)?;
+                let keys = key_rows(&self.conv, &rows, &self.key_columns)?;
+                check_sorted(&keys, "rows")?;
+                let n = rows.num_rows();
+                // Cut before the last key's first row: that key may continue in the next
                 // batch. At the end of the input everything goes.
-                let cut = if self.events_done {
+                let cut = if self.done {
                     n
                 } else {
                     let last = keys.row(n - 1);
@@ -268,25 +293,34 @@ impl Merge {
                 };
                 if cut > 0 {
                     let last_key = keys.row(cut - 1).owned();
-                    self.events_buf = if cut < n {
-                        vec![events.slice(cut, n - cut)]
+                    self.buf = if cut < n {
+                        vec![rows.slice(cut, n - cut)]
                     } else {
                         Vec::new()
                     };
-                    break (events.slice(0, cut), last_key);
+                    return Ok(Some((rows.slice(0, cut), last_key)));
                 }
                 // One key fills the whole buffer: keep reading.
-                self.events_buf = vec![events];
+                self.buf = vec![rows];
             }
-            if self.events_done {
-                self.drain_rows().await?;
+            if self.done {
                 return Ok(None);
             }
-            match self.events.next().await.transpose()? {
-                Some(b) if b.num_rows() > 0 => self.events_buf.push(b),
+            match self.stream.next().await.transpose()? {
+                Some(b) if b.num_rows() > 0 => self.buf.push(b),
                 Some(_) => {}
-                None => self.events_done = true,
+                None => self.done = true,
             }
+        }
+    }
+}
+
+impl Merge {
+    /// The next chunk of joined events, or `None` at the end.
+    async fn next_chunk(&mut self) -> DfResult<Option<RecordBatch>> {
+        let Some((chunk, last_key)) = self.events.next().await? else {
+            self.drain_rows().await?;
+            return Ok(None);
         };
         let rows = self.rows_up_to(&last_key).await?;
         let (cols, row_time, js) =
@@ -318,7 +352,7 @@ impl Merge {
                 && b.num_rows() > 0
             {
                 let tail = b.slice(b.num_rows() - 1, 1);
-                let k = self.key_rows(&tail, &key_columns)?;
+                let k = key_rows(&self.conv, &tail, &key_columns)?;
                 if k.row(0) > last.row() {
                     break;
                 }
@@ -332,8 +366,8 @@ impl Merge {
             }
         }
         let all = concat_batches(&schema, &buf)?;
-        let keys = self.key_rows(&all, &key_columns)?;
-        Self::check_sorted(&keys, "source rows")?;
+        let keys = key_rows(&self.conv, &all, &key_columns)?;
+        check_sorted(&keys, "source rows")?;
         let split = (0..all.num_rows())
             .find(|&i| keys.row(i) > last.row())
             .unwrap_or(all.num_rows());

@@ -361,3 +361,84 @@ pub async fn plan_group_values(
         progress,
     })
 }
+
+/// Each key's rows of a window group that requests at or after `as_of` can see (event time in
+/// `[as_of - longest window, as_of]`), in fold order: what the online store keeps for the
+/// group. Streams chunks of (key values, rows).
+pub async fn window_states(
+    ctx: &SessionContext,
+    group: &Arc<fstore_registry::compiled::CompiledGroup>,
+    location: &std::path::Path,
+    as_of: i64,
+) -> Result<
+    impl Stream<
+        Item = Result<
+            Vec<(
+                Vec<fstore_registry::codec::Value>,
+                fstore_registry::window::WindowRows,
+            )>,
+            Error,
+        >,
+    > + Send
+    + 'static,
+    Error,
+> {
+    use arrow_row::{RowConverter, SortField};
+    let CompiledGroupKind::Window { features } = &group.kind else {
+        return Err(Error::Input(format!(
+            "feature group \"{}\" is not a window group",
+            group.group.name
+        )));
+    };
+    let longest = features.iter().map(|f| f.window_us).max().unwrap_or(0);
+    let partitions = ctx.copied_config().target_partitions();
+    let rows = source_frame(
+        ctx,
+        &group.source,
+        location,
+        (
+            Some(as_of.saturating_sub(longest)),
+            Some(as_of.saturating_add(1)),
+        ),
+    )
+    .await?
+    .create_physical_plan()
+    .await?;
+    let rows = sorted(rows, &group.key_columns, partitions)?;
+    let fields = || {
+        group
+            .key_columns
+            .iter()
+            .map(|&i| SortField::new(group.source_schema.field(i).data_type().clone()))
+            .collect::<Vec<_>>()
+    };
+    let chunks = crate::asof::KeyChunks::new(
+        execute_stream(rows, ctx.task_ctx())?,
+        RowConverter::new(fields()).map_err(internal)?,
+        group.key_columns.clone(),
+        ctx.copied_config().batch_size() * 4,
+    );
+    let conv = RowConverter::new(fields()).map_err(internal)?;
+    let state = (chunks, conv, group.clone(), features.clone());
+    Ok(futures::stream::try_unfold(
+        state,
+        |(mut chunks, conv, g, features)| async move {
+            let Some((chunk, _)) = chunks.next().await? else {
+                return Ok(None);
+            };
+            let mut skipped = 0;
+            let keyed = crate::join::window_source(&chunk, &g, &features, &conv, &mut skipped)?;
+            let mut out = Vec::with_capacity(keyed.keys());
+            for k in 0..keyed.keys() {
+                let r = keyed.first_row(k);
+                let key = g
+                    .key_columns
+                    .iter()
+                    .map(|&c| fstore_registry::rows::value_at(chunk.column(c), r))
+                    .collect::<Result<Vec<_>, _>>()?;
+                out.push((key, keyed.rows(k)?));
+            }
+            Ok(Some((out, (chunks, conv, g, features))))
+        },
+    ))
+}

@@ -14,8 +14,8 @@ use arrow::datatypes::TimestampMicrosecondType;
 use arrow_row::{RowConverter, Rows, SortField};
 use fstore_registry::codec::Value;
 use fstore_registry::compiled::{CompiledGroup, CompiledGroupKind, CompiledJoin, CompiledWindow};
-use fstore_registry::window::WindowRows;
 use fstore_registry::rows::{to_array, value_at};
+use fstore_registry::window::WindowRows;
 
 use crate::Error;
 use crate::error::internal;
@@ -224,9 +224,7 @@ pub fn join_group(
             for &e in &ev.order {
                 let e = e as usize;
                 let ek = ev.keys.row(e);
-                while k < keyed.ranges.len()
-                    && keyed.side.keys.row(keyed.first_row(k)) < ek
-                {
+                while k < keyed.ranges.len() && keyed.side.keys.row(keyed.first_row(k)) < ek {
                     k += 1;
                 }
                 if k == keyed.ranges.len() || keyed.side.keys.row(keyed.first_row(k)) != ek {
@@ -312,7 +310,11 @@ pub fn window_source(
     key_conv: &RowConverter,
     skipped: &mut u64,
 ) -> Result<KeyedWindowRows, Error> {
-    let src_keys: Vec<ArrayRef> = g.key_columns.iter().map(|&i| src.column(i).clone()).collect();
+    let src_keys: Vec<ArrayRef> = g
+        .key_columns
+        .iter()
+        .map(|&i| src.column(i).clone())
+        .collect();
     let inputs = features
         .iter()
         .map(|f| f.input.as_ref().map(|i| i.evaluate(src)).transpose())

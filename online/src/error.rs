@@ -12,6 +12,9 @@ pub enum Error {
     /// The store cannot be reached or failed an operation; retrying may succeed.
     #[error("{0}")]
     Unavailable(String),
+    /// A bug, not the user's input.
+    #[error("internal: {0}")]
+    Internal(String),
     /// A value from the store that does not decode.
     #[error(transparent)]
     Registry(#[from] fstore_registry::Error),

@@ -16,7 +16,7 @@ use fstore_registry::model::{Definitions, Kind, ObjectRef};
 use fstore_registry::{DataType, Registry};
 use tonic::{Request, Response, Status};
 
-use crate::layout::GroupLayout;
+use crate::layout::{GroupLayout, KeyStatus};
 use crate::{Error, OnlineStore};
 
 /// Keys per `GetFeatures` request.
@@ -333,44 +333,27 @@ impl pb::feature_service_server::FeatureService for FeatureService {
                 })
                 .collect::<Result<Vec<_>, Status>>()?;
             let raw = self.shared.store.get(&keys).await.map_err(store_status)?;
-            let null = Value::Null;
-            let mut rows: Vec<Option<fstore_registry::codec::Row>> = Vec::with_capacity(raw.len());
+            let mut rows: Vec<Vec<Value>> = Vec::with_capacity(raw.len());
             let mut status = Vec::with_capacity(raw.len());
             let mut times = Vec::with_capacity(raw.len());
             for (k, bytes) in keys.iter().zip(raw) {
-                match bytes {
-                    None => {
-                        status.push(pb::KeyStatus::NotFound as i32);
-                        times.push(0);
-                        rows.push(None);
-                    }
-                    Some(b) => {
-                        let row = layout.decode(&b).map_err(|e| {
-                            Status::internal(format!("stored value of {k} does not decode: {e}"))
-                        })?;
-                        times.push(row.event_time);
-                        let expired = layout
-                            .ttl_us()
-                            .is_some_and(|ttl| at.saturating_sub(row.event_time) > ttl);
-                        if expired {
-                            status.push(pb::KeyStatus::Expired as i32);
-                            rows.push(None);
-                        } else {
-                            status.push(pb::KeyStatus::Found as i32);
-                            rows.push(Some(row));
-                        }
-                    }
-                }
+                let (st, time, values) = layout.values_at(bytes.as_deref(), at).map_err(|e| {
+                    Status::internal(format!("stored value of {k} does not decode: {e}"))
+                })?;
+                status.push(match st {
+                    KeyStatus::Found => pb::KeyStatus::Found,
+                    KeyStatus::NotFound => pb::KeyStatus::NotFound,
+                    KeyStatus::Expired => pb::KeyStatus::Expired,
+                } as i32);
+                times.push(time.unwrap_or(0));
+                rows.push(values);
             }
             let features = w
                 .features
                 .iter()
                 .map(|&f| {
                     let (name, dtype) = &layout.features[f];
-                    let values: Vec<&Value> = rows
-                        .iter()
-                        .map(|r| r.as_ref().map_or(&null, |r| &r.values[f]))
-                        .collect();
+                    let values: Vec<&Value> = rows.iter().map(|r| &r[f]).collect();
                     pb::FeatureColumn {
                         name: format!("{}.{name}", layout.group.name),
                         dtype: dtype.to_string(),
