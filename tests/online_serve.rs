@@ -204,6 +204,69 @@ fn batch_at(work: &Path, registry: &str, users: &[String], items: &[i64], t: i64
     arrow::compute::filter_record_batch(&all, &keep).unwrap()
 }
 
+/// GetModelInputs for the batch's events equals the batch's model input columns.
+async fn compare_model_inputs(
+    server: &Server,
+    batch: &RecordBatch,
+    t: i64,
+) -> (usize, Vec<String>) {
+    let scalar = |v: Value| pb::Scalar {
+        value: match v {
+            Value::Null => None,
+            Value::Int64(n) => Some(pb::scalar::Value::Int64Value(n)),
+            Value::String(s) => Some(pb::scalar::Value::StringValue(s)),
+            Value::Boolean(b) => Some(pb::scalar::Value::BoolValue(b)),
+            v => panic!("unexpected event value {v:?}"),
+        },
+    };
+    let rows: Vec<pb::EventRow> = (0..batch.num_rows())
+        .map(|r| pb::EventRow {
+            columns: ["request_id", "user_id", "item_id", "clicked"]
+                .iter()
+                .map(|c| {
+                    let v = value_at(batch.column_by_name(c).unwrap(), r).unwrap();
+                    (c.to_string(), scalar(v))
+                })
+                .collect(),
+        })
+        .collect();
+    let resp = server
+        .client()
+        .await
+        .get_model_inputs(pb::GetModelInputsRequest {
+            model: "ctr_model".into(),
+            rows,
+            request_time_us: Some(t),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resp.spec, "ctr");
+    assert!(
+        resp.columns.len() >= 11,
+        "{} model inputs",
+        resp.columns.len()
+    );
+    let (mut cells, mut diffs) = (0, Vec::new());
+    for col in &resp.columns {
+        let want_col = batch
+            .column_by_name(&col.name)
+            .unwrap_or_else(|| panic!("model input {} is not a sample column", col.name));
+        for r in 0..batch.num_rows() {
+            let served = column_value(&col.dtype, col.values.as_ref().unwrap(), r);
+            let want = value_at(want_col, r).unwrap();
+            cells += 1;
+            if served != want {
+                diffs.push(format!(
+                    "GetModelInputs row {r} at {t} input {}: batch {want:?}, served {served:?}",
+                    col.name
+                ));
+            }
+        }
+    }
+    (cells, diffs)
+}
+
 /// Compares served values of `group` at `t` for the samples' keys with the samples' columns.
 async fn compare(
     server: &Server,
@@ -334,6 +397,9 @@ async fn online_equals_offline(online: &str) {
     let (mut cells, mut diffs) = (0, Vec::new());
     for at in [t, t + 1] {
         let batch = batch_at(work.path(), r, &users, &items, at);
+        let (c, d) = compare_model_inputs(&server, &batch, at).await;
+        cells += c;
+        diffs.extend(d);
         for (group, key, features) in [
             ("user_profile", "user_id", &["age", "city", "score"][..]),
             ("item_stats", "item_id", &["ctr", "category"][..]),

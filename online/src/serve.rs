@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use fstore_proto::v1 as pb;
 use fstore_registry::codec::Value;
+use fstore_registry::compiled::CompiledSpec;
+use fstore_registry::model::ColumnRole;
 use fstore_registry::model::{Definitions, Kind, ObjectRef};
+use fstore_registry::rows::{to_array, value_at};
 use fstore_registry::{DataType, Registry};
 use tonic::{Request, Response, Status};
 
@@ -27,6 +30,7 @@ pub struct ServedVersion {
     pub version: u64,
     pub defs: Definitions,
     layouts: HashMap<String, GroupLayout>,
+    specs: HashMap<String, Arc<CompiledSpec>>,
 }
 
 impl ServedVersion {
@@ -36,10 +40,16 @@ impl ServedVersion {
             .keys()
             .map(|g| Ok((g.clone(), GroupLayout::new(namespace, &defs, g)?)))
             .collect::<Result<_, Error>>()?;
+        let specs = defs
+            .specs
+            .keys()
+            .map(|s| Ok((s.clone(), Arc::new(CompiledSpec::compile(&defs, s)?))))
+            .collect::<Result<_, Error>>()?;
         Ok(ServedVersion {
             version,
             defs,
             layouts,
+            specs,
         })
     }
 }
@@ -299,6 +309,57 @@ pub fn to_column(dtype: &DataType, values: &[&Value]) -> pb::Column {
     c
 }
 
+fn status_pb(s: KeyStatus) -> pb::KeyStatus {
+    match s {
+        KeyStatus::Found => pb::KeyStatus::Found,
+        KeyStatus::NotFound => pb::KeyStatus::NotFound,
+        KeyStatus::Expired => pb::KeyStatus::Expired,
+    }
+}
+
+/// What a request at `at` sees for each key of `layout` (`None`: a key with a NULL part, which
+/// has no value), in one store round trip.
+async fn lookup(
+    store: &OnlineStore,
+    layout: &GroupLayout,
+    keys: &[Option<String>],
+    at: i64,
+) -> Result<Vec<(KeyStatus, Option<i64>, Vec<Value>)>, Status> {
+    let present: Vec<String> = keys.iter().flatten().cloned().collect();
+    let mut raw = store.get(&present).await.map_err(store_status)?.into_iter();
+    keys.iter()
+        .map(|k| {
+            let bytes = match k {
+                Some(_) => raw.next().flatten(),
+                None => None,
+            };
+            layout.values_at(bytes.as_deref(), at).map_err(|e| {
+                Status::internal(format!(
+                    "stored value of {} does not decode: {e}",
+                    k.as_deref().unwrap_or("?")
+                ))
+            })
+        })
+        .collect()
+}
+
+/// An event column's value from a request scalar.
+fn scalar_value(dtype: &DataType, s: &pb::Scalar) -> Option<Value> {
+    use pb::scalar::Value as S;
+    match (dtype, &s.value) {
+        (_, None) => Some(Value::Null),
+        (DataType::Boolean, Some(S::BoolValue(b))) => Some(Value::Boolean(*b)),
+        (DataType::Int64, Some(S::Int64Value(n))) => Some(Value::Int64(*n)),
+        (DataType::Double, Some(S::DoubleValue(d))) => Some(Value::Double(*d)),
+        (DataType::Double, Some(S::Int64Value(n))) => Some(Value::Double(*n as f64)),
+        (DataType::String, Some(S::StringValue(v))) => Some(Value::String(v.clone())),
+        (DataType::Timestamp, Some(S::TimestampUs(t) | S::Int64Value(t))) => {
+            Some(Value::Timestamp(*t))
+        }
+        _ => None,
+    }
+}
+
 /// Online features.
 pub struct FeatureService {
     pub shared: Arc<Shared>,
@@ -332,22 +393,14 @@ impl pb::feature_service_server::FeatureService for FeatureService {
                     layout.key(&values).map_err(store_status)
                 })
                 .collect::<Result<Vec<_>, Status>>()?;
-            let raw = self.shared.store.get(&keys).await.map_err(store_status)?;
-            let mut rows: Vec<Vec<Value>> = Vec::with_capacity(raw.len());
-            let mut status = Vec::with_capacity(raw.len());
-            let mut times = Vec::with_capacity(raw.len());
-            for (k, bytes) in keys.iter().zip(raw) {
-                let (st, time, values) = layout.values_at(bytes.as_deref(), at).map_err(|e| {
-                    Status::internal(format!("stored value of {k} does not decode: {e}"))
-                })?;
-                status.push(match st {
-                    KeyStatus::Found => pb::KeyStatus::Found,
-                    KeyStatus::NotFound => pb::KeyStatus::NotFound,
-                    KeyStatus::Expired => pb::KeyStatus::Expired,
-                } as i32);
-                times.push(time.unwrap_or(0));
-                rows.push(values);
-            }
+            let keys: Vec<Option<String>> = keys.into_iter().map(Some).collect();
+            let looked = lookup(&self.shared.store, layout, &keys, at).await?;
+            let status = looked
+                .iter()
+                .map(|(st, _, _)| status_pb(*st) as i32)
+                .collect();
+            let times = looked.iter().map(|(_, t, _)| t.unwrap_or(0)).collect();
+            let rows: Vec<Vec<Value>> = looked.into_iter().map(|(_, _, v)| v).collect();
             let features = w
                 .features
                 .iter()
@@ -373,6 +426,142 @@ impl pb::feature_service_server::FeatureService for FeatureService {
             registry_version: served.version,
             request_time_us: at,
             groups,
+        }))
+    }
+
+    async fn get_model_inputs(
+        &self,
+        request: Request<pb::GetModelInputsRequest>,
+    ) -> Result<Response<pb::GetModelInputsResponse>, Status> {
+        let req = request.into_inner();
+        let served = self.shared.current();
+        let defs = &served.defs;
+        let (spec_name, inputs): (String, Vec<String>) = match defs.models.get(&req.model) {
+            Some(m) => (m.spec.clone(), m.inputs.clone()),
+            None => match defs.specs.get(&req.model) {
+                Some(s) => (
+                    s.name.clone(),
+                    s.columns
+                        .iter()
+                        .filter(|c| {
+                            matches!(c.role, ColumnRole::Feature { .. } | ColumnRole::Transform)
+                        })
+                        .map(|c| c.name.clone())
+                        .collect(),
+                ),
+                None => {
+                    let known: Vec<&str> = defs
+                        .models
+                        .keys()
+                        .chain(defs.specs.keys())
+                        .map(String::as_str)
+                        .collect();
+                    return Err(Status::not_found(format!(
+                        "unknown model or sample spec \"{}\" (known: {})",
+                        req.model,
+                        known.join(", ")
+                    )));
+                }
+            },
+        };
+        let spec =
+            served.specs.get(&spec_name).cloned().ok_or_else(|| {
+                Status::internal(format!("sample spec \"{spec_name}\" not compiled"))
+            })?;
+        if req.rows.len() > MAX_KEYS {
+            return Err(Status::invalid_argument(format!(
+                "{} rows in one request; at most {MAX_KEYS}",
+                req.rows.len()
+            )));
+        }
+        let at = req.request_time_us.unwrap_or_else(now_us);
+        let n = req.rows.len();
+        // The events: request columns by name, the event time set to the request time.
+        let source = &spec.source;
+        let mut events: Vec<Vec<Value>> = vec![vec![Value::Null; n]; source.columns.len()];
+        for (i, row) in req.rows.iter().enumerate() {
+            for (name, scalar) in &row.columns {
+                let Some(c) = source.columns.iter().position(|c| &c.name == name) else {
+                    let known: Vec<&str> = source.columns.iter().map(|c| c.name.as_str()).collect();
+                    return Err(Status::invalid_argument(format!(
+                        "row {i}: \"{name}\" is not a column of source \"{}\" (known: {})",
+                        source.name,
+                        known.join(", ")
+                    )));
+                };
+                let dtype = &source.columns[c].dtype;
+                events[c][i] = scalar_value(dtype, scalar).ok_or_else(|| {
+                    Status::invalid_argument(format!(
+                        "row {i}: column \"{name}\" is {dtype}, got {scalar:?}"
+                    ))
+                })?;
+            }
+        }
+        events[spec.ts_column] = vec![Value::Timestamp(at); n];
+        let mut columns = source
+            .columns
+            .iter()
+            .zip(&events)
+            .map(|(c, v)| to_array(&c.dtype, v.iter().cloned()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Status::internal(e.to_string()))?;
+        for join in &spec.joins {
+            let layout = served.layouts.get(&join.group.group.name).ok_or_else(|| {
+                Status::internal(format!("no layout for group \"{}\"", join.group.group.name))
+            })?;
+            let keys = (0..n)
+                .map(|i| {
+                    let key: Vec<Value> = join
+                        .event_keys
+                        .iter()
+                        .map(|&c| events[c][i].clone())
+                        .collect();
+                    if key.iter().any(|v| matches!(v, Value::Null)) {
+                        Ok(None)
+                    } else {
+                        layout.key(&key).map(Some).map_err(store_status)
+                    }
+                })
+                .collect::<Result<Vec<_>, Status>>()?;
+            let looked = lookup(&self.shared.store, layout, &keys, at).await?;
+            for (f, (_, dtype)) in layout.features.iter().enumerate() {
+                let values = looked.iter().map(|(_, _, v)| v[f].clone());
+                columns.push(to_array(dtype, values).map_err(|e| Status::internal(e.to_string()))?);
+            }
+        }
+        let base = arrow::array::RecordBatch::try_new(spec.base_schema.clone(), columns)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let out = spec
+            .project(&base)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let columns = inputs
+            .iter()
+            .map(|name| {
+                let c = spec
+                    .spec
+                    .columns
+                    .iter()
+                    .position(|c| &c.name == name)
+                    .ok_or_else(|| {
+                        Status::internal(format!("model input \"{name}\" is not a spec column"))
+                    })?;
+                let values = (0..n)
+                    .map(|r| value_at(out.column(c), r))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| Status::internal(e.to_string()))?;
+                let dtype = &spec.spec.columns[c].dtype;
+                Ok(pb::FeatureColumn {
+                    name: name.clone(),
+                    dtype: dtype.to_string(),
+                    values: Some(to_column(dtype, &values.iter().collect::<Vec<_>>())),
+                })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        Ok(Response::new(pb::GetModelInputsResponse {
+            registry_version: served.version,
+            request_time_us: at,
+            spec: spec_name,
+            columns,
         }))
     }
 }
