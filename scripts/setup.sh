@@ -6,7 +6,13 @@ set -euo pipefail
 
 need_apt=()
 [ -e /usr/lib/x86_64-linux-gnu/librocksdb.so ] || need_apt+=(librocksdb-dev)
-ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 || need_apt+=(libclang-dev)
+# bindgen needs libclang itself (libclang.so or libclang-N.so), not libclang-cpp, which
+# LLVM's packages bring along.
+compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null ||
+  compgen -G '/usr/lib/llvm-*/lib/libclang-[0-9]*.so*' >/dev/null ||
+  compgen -G '/usr/lib/x86_64-linux-gnu/libclang.so*' >/dev/null ||
+  compgen -G '/usr/lib/x86_64-linux-gnu/libclang-[0-9]*.so*' >/dev/null ||
+  need_apt+=(libclang-dev)
 command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
