@@ -40,6 +40,29 @@ pub struct ServeArgs {
     /// Key namespace in the store.
     #[arg(long, default_value = "fstore")]
     pub namespace: String,
+    /// Also serve Prometheus metrics on http://ADDR/metrics.
+    #[arg(long)]
+    pub metrics: Option<String>,
+    /// On SIGTERM/Ctrl-C, how long requests in flight may take to finish (and idle clients to
+    /// leave) before the server exits anyway, e.g. 10s, 500ms.
+    #[arg(long, default_value = "10s", value_parser = parse_grace)]
+    pub drain_timeout: Duration,
+}
+
+fn parse_grace(s: &str) -> Result<Duration, String> {
+    let (n, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "s"));
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("\"{s}\" is not a duration like 10s or 500ms"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("\"{s}\": unit must be ms, s or m")),
+    }
 }
 
 pub fn serve(registry: &Path, args: ServeArgs) -> Result<(), CliError> {
@@ -57,15 +80,63 @@ pub fn serve(registry: &Path, args: ServeArgs) -> Result<(), CliError> {
             .await
             .map_err(|e| CliError::user(format!("cannot listen on {}: {e}", args.listen)))?;
         let addr = listener.local_addr().map_err(internal)?;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_serving::<pb::feature_service_server::FeatureServiceServer<FeatureService>>()
+            .await;
+        health
+            .set_serving::<pb::registry_service_server::RegistryServiceServer<RegistryService>>()
+            .await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(internal)?;
+        let reflection_alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .map_err(internal)?;
         println!(
             "serving registry version {} from {} on {addr}",
             shared.current().version,
             shared.store.describe()
         );
+        if let Some(m) = &args.metrics {
+            let ml = tokio::net::TcpListener::bind(m)
+                .await
+                .map_err(|e| CliError::user(format!("cannot listen on {m} for metrics: {e}")))?;
+            let maddr = ml.local_addr().map_err(internal)?;
+            tokio::spawn(shared.metrics.clone().serve(ml));
+            println!("metrics on http://{maddr}/metrics");
+        }
         tracing::info!(%addr, store = %shared.store.describe(), "serving");
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        tonic::transport::Server::builder()
+        // The signal starts the drain: health turns NOT_SERVING so balancers move away, new
+        // connections are refused, requests in flight finish; after the drain timeout the
+        // server stops even if clients keep idle connections open.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let drain = {
+            let health = health.clone();
+            async move {
+                shutdown_signal().await;
+                health
+                    .set_not_serving::<pb::feature_service_server::FeatureServiceServer<FeatureService>>()
+                    .await;
+                let _ = stop_tx.send(true);
+            }
+        };
+        let grace = args.drain_timeout;
+        let forced = async move {
+            let mut rx = stop_rx;
+            let _ = rx.wait_for(|stopped| *stopped).await;
+            tokio::time::sleep(grace).await;
+        };
+        let server = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(reflection_alpha)
             .add_service(pb::feature_service_server::FeatureServiceServer::new(
                 FeatureService {
                     shared: shared.clone(),
@@ -76,10 +147,12 @@ pub fn serve(registry: &Path, args: ServeArgs) -> Result<(), CliError> {
             ))
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(listener),
-                shutdown_signal(),
-            )
-            .await
-            .map_err(internal)?;
+                drain,
+            );
+        tokio::select! {
+            done = server => done.map_err(internal)?,
+            _ = forced => tracing::warn!(timeout = ?grace, "clients still connected after the drain timeout; stopping"),
+        }
         println!("stopped");
         Ok(())
     })

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `fstore` binary and of the real servers the suite starts.
 
 mod cli;
+mod online_ops;
 mod online_outage;
 mod online_serve;
 mod online_store;

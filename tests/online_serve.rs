@@ -33,6 +33,17 @@ pub struct Server {
 
 impl Server {
     pub fn start(registry: &Path, online: &str, namespace: &str) -> Server {
+        Self::start_with(registry, online, namespace, &[]).0
+    }
+
+    /// Starts with extra arguments; also returns the next stdout line's last word when
+    /// `--metrics` is among them (the metrics URL).
+    pub fn start_with(
+        registry: &Path,
+        online: &str,
+        namespace: &str,
+        extra: &[&str],
+    ) -> (Server, Option<String>) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_fstore"))
             .args([
                 "serve",
@@ -45,21 +56,41 @@ impl Server {
                 "--listen",
                 "127.0.0.1:0",
             ])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("fstore serve starts");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        out.read_line(&mut line).unwrap();
         let addr = line
             .rsplit(' ')
             .next()
             .map(|s| s.trim().to_string())
             .filter(|a| a.contains(':'))
             .unwrap_or_else(|| panic!("no address in {line:?}"));
-        Server { child, addr }
+        let more = extra.contains(&"--metrics").then(|| {
+            let mut l = String::new();
+            out.read_line(&mut l).unwrap();
+            l.trim().rsplit(' ').next().unwrap().to_string()
+        });
+        // Keep reading stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while out.read_line(&mut sink).is_ok_and(|n| n > 0) {
+                sink.clear();
+            }
+        });
+        (Server { child, addr }, more)
+    }
+
+    /// Asks the server to stop (SIGTERM) and returns its exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().unwrap()
     }
 
     pub async fn client(

@@ -7,6 +7,7 @@
 pub mod error;
 pub mod keys;
 pub mod layout;
+pub mod metrics;
 pub mod serve;
 pub mod store;
 

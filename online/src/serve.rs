@@ -59,6 +59,7 @@ pub struct Shared {
     pub registry: PathBuf,
     pub namespace: String,
     pub store: OnlineStore,
+    pub metrics: Arc<crate::metrics::Metrics>,
     current: RwLock<Arc<ServedVersion>>,
 }
 
@@ -75,6 +76,7 @@ impl Shared {
             registry,
             namespace: namespace.to_string(),
             store,
+            metrics: Arc::default(),
             current: RwLock::new(Arc::new(served)),
         }))
     }
@@ -371,7 +373,49 @@ impl pb::feature_service_server::FeatureService for FeatureService {
         &self,
         request: Request<pb::GetFeaturesRequest>,
     ) -> Result<Response<pb::GetFeaturesResponse>, Status> {
-        let req = request.into_inner();
+        let started = std::time::Instant::now();
+        let keys = request.get_ref().keys.len();
+        let out = self.features(request.into_inner()).await;
+        self.record("GetFeatures", &out, started, keys);
+        out.map(Response::new)
+    }
+
+    async fn get_model_inputs(
+        &self,
+        request: Request<pb::GetModelInputsRequest>,
+    ) -> Result<Response<pb::GetModelInputsResponse>, Status> {
+        let started = std::time::Instant::now();
+        let rows = request.get_ref().rows.len();
+        let out = self.model_inputs(request.into_inner()).await;
+        self.record("GetModelInputs", &out, started, rows);
+        out.map(Response::new)
+    }
+}
+
+impl FeatureService {
+    fn record<T>(
+        &self,
+        method: &'static str,
+        out: &Result<T, Status>,
+        started: std::time::Instant,
+        keys: usize,
+    ) {
+        let code = match out {
+            Ok(_) => tonic::Code::Ok,
+            Err(s) => s.code(),
+        };
+        if code == tonic::Code::Unavailable {
+            self.shared.metrics.store_error();
+        }
+        self.shared
+            .metrics
+            .request(method, code, started.elapsed(), keys);
+    }
+
+    async fn features(
+        &self,
+        req: pb::GetFeaturesRequest,
+    ) -> Result<pb::GetFeaturesResponse, Status> {
         let served = self.shared.current();
         let wanted = resolve(&served, &req.refs)?;
         if req.keys.len() > MAX_KEYS {
@@ -422,18 +466,17 @@ impl pb::feature_service_server::FeatureService for FeatureService {
                 features,
             });
         }
-        Ok(Response::new(pb::GetFeaturesResponse {
+        Ok(pb::GetFeaturesResponse {
             registry_version: served.version,
             request_time_us: at,
             groups,
-        }))
+        })
     }
 
-    async fn get_model_inputs(
+    async fn model_inputs(
         &self,
-        request: Request<pb::GetModelInputsRequest>,
-    ) -> Result<Response<pb::GetModelInputsResponse>, Status> {
-        let req = request.into_inner();
+        req: pb::GetModelInputsRequest,
+    ) -> Result<pb::GetModelInputsResponse, Status> {
         let served = self.shared.current();
         let defs = &served.defs;
         let (spec_name, inputs): (String, Vec<String>) = match defs.models.get(&req.model) {
@@ -557,12 +600,12 @@ impl pb::feature_service_server::FeatureService for FeatureService {
                 })
             })
             .collect::<Result<Vec<_>, Status>>()?;
-        Ok(Response::new(pb::GetModelInputsResponse {
+        Ok(pb::GetModelInputsResponse {
             registry_version: served.version,
             request_time_us: at,
             spec: spec_name,
             columns,
-        }))
+        })
     }
 }
 

@@ -1,0 +1,149 @@
+//! Prometheus metrics of `fstore serve`: requests by method and gRPC code, latency histograms
+//! by method, store errors; served as text on `GET /metrics` of a small HTTP listener.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Latency bucket bounds, seconds.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// The server's counters.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(&'static str, String), u64>>,
+    latency: Mutex<BTreeMap<&'static str, Histogram>>,
+    keys: AtomicU64,
+    store_errors: AtomicU64,
+}
+
+impl Metrics {
+    /// Records one finished request.
+    pub fn request(&self, method: &'static str, code: tonic::Code, took: Duration, keys: usize) {
+        let code = format!("{code:?}");
+        if let Ok(mut r) = self.requests.lock() {
+            *r.entry((method, code)).or_default() += 1;
+        }
+        if let Ok(mut l) = self.latency.lock() {
+            let h = l.entry(method).or_default();
+            let s = took.as_secs_f64();
+            for (i, b) in BUCKETS.iter().enumerate() {
+                if s <= *b {
+                    h.counts[i] += 1;
+                }
+            }
+            h.count += 1;
+            h.sum += s;
+        }
+        self.keys.fetch_add(keys as u64, Ordering::Relaxed);
+    }
+
+    pub fn store_error(&self) {
+        self.store_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP fstore_requests_total gRPC requests by method and status code.\n");
+        out.push_str("# TYPE fstore_requests_total counter\n");
+        if let Ok(r) = self.requests.lock() {
+            for ((m, c), n) in r.iter() {
+                let _ = writeln!(
+                    out,
+                    "fstore_requests_total{{method=\"{m}\",code=\"{c}\"}} {n}"
+                );
+            }
+        }
+        out.push_str("# HELP fstore_request_seconds gRPC request latency by method.\n");
+        out.push_str("# TYPE fstore_request_seconds histogram\n");
+        if let Ok(l) = self.latency.lock() {
+            for (m, h) in l.iter() {
+                for (b, n) in BUCKETS.iter().zip(h.counts) {
+                    let _ = writeln!(
+                        out,
+                        "fstore_request_seconds_bucket{{method=\"{m}\",le=\"{b}\"}} {n}"
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "fstore_request_seconds_bucket{{method=\"{m}\",le=\"+Inf\"}} {}",
+                    h.count
+                );
+                let _ = writeln!(
+                    out,
+                    "fstore_request_seconds_sum{{method=\"{m}\"}} {}",
+                    h.sum
+                );
+                let _ = writeln!(
+                    out,
+                    "fstore_request_seconds_count{{method=\"{m}\"}} {}",
+                    h.count
+                );
+            }
+        }
+        out.push_str("# HELP fstore_keys_total Entity keys (or event rows) requested.\n");
+        out.push_str("# TYPE fstore_keys_total counter\n");
+        let _ = writeln!(
+            out,
+            "fstore_keys_total {}",
+            self.keys.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP fstore_store_errors_total Online store operations that failed.\n");
+        out.push_str("# TYPE fstore_store_errors_total counter\n");
+        let _ = writeln!(
+            out,
+            "fstore_store_errors_total {}",
+            self.store_errors.load(Ordering::Relaxed)
+        );
+        out
+    }
+
+    /// Serves `GET /metrics` on `listener` until the process ends.
+    pub async fn serve(self: std::sync::Arc<Self>, listener: tokio::net::TcpListener) {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                continue;
+            };
+            let me = self.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut len = 0;
+                while len < buf.len() {
+                    match sock.read(&mut buf[len..]).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => len += n,
+                    }
+                    if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf[..len]);
+                let (status, body) = if head.starts_with("GET /metrics") {
+                    ("200 OK", me.render())
+                } else {
+                    ("404 Not Found", "metrics are at /metrics\n".to_string())
+                };
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    }
+}
