@@ -146,7 +146,7 @@ pub fn serve(registry: &Path, args: ServeArgs) -> Result<(), CliError> {
                 RegistryService { shared },
             ))
             .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(listener),
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
                 drain,
             );
         tokio::select! {

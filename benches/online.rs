@@ -1,0 +1,601 @@
+//! Online serving benchmark: `GetFeatures` latency through `fstore serve` on Redis and on
+//! RocksDB, side by side in the same run with a raw Redis `MGET` of the same keys (the physical
+//! limit of one round trip) and with Feast's Redis layout (one hash per entity, one protobuf
+//! value per feature, read with a pipeline of `HMGET`s), plus the bytes each layout stores.
+//!
+//! `cargo bench --bench online -- [--keys 100000] [--sizes 1,100,1000] [--rounds 2000,1000,300]`
+//!
+//! Redis: `FSTORE_REDIS_URL`, or a `redis-server` the bench starts on a free port. Each round
+//! picks fresh random keys and times every method once, in a rotating order, so the machine's
+//! noise falls on all of them alike; one client, one request at a time (latency, not
+//! throughput).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fstore_online::OnlineStore;
+use fstore_online::layout::GroupLayout;
+use fstore_proto::v1 as pb;
+use fstore_registry::codec::Value;
+
+const GROUP: &str = "user_profile";
+const NAMESPACE: &str = "bench";
+
+struct Args {
+    keys: usize,
+    sizes: Vec<usize>,
+    rounds: Vec<usize>,
+}
+
+fn parse_list(s: &str) -> Vec<usize> {
+    s.split(',')
+        .map(|x| x.trim().parse().expect("a number"))
+        .collect()
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        keys: 100_000,
+        sizes: vec![1, 100, 1000],
+        rounds: vec![2000, 1000, 300],
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "--keys" => a.keys = it.next().expect("--keys N").parse().expect("a number"),
+            "--sizes" => a.sizes = parse_list(&it.next().expect("--sizes LIST")),
+            "--rounds" => a.rounds = parse_list(&it.next().expect("--rounds LIST")),
+            "--bench" => {}
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    assert_eq!(a.sizes.len(), a.rounds.len(), "one --rounds entry per size");
+    a
+}
+
+/// A small deterministic generator (SplitMix64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    /// `k` distinct numbers below `n`.
+    fn distinct(&mut self, k: usize, n: usize) -> Vec<usize> {
+        let mut seen = std::collections::HashSet::with_capacity(k);
+        let mut out = Vec::with_capacity(k);
+        while out.len() < k {
+            let x = self.below(n as u64) as usize;
+            if seen.insert(x) {
+                out.push(x);
+            }
+        }
+        out
+    }
+}
+
+const CITIES: [&str; 8] = [
+    "Berlin",
+    "São Paulo",
+    "Shenzhen",
+    "Lagos",
+    "Toronto",
+    "Mumbai",
+    "Kraków",
+    "Osaka",
+];
+
+/// One profile row: age, city, score (some NULLs, as real data has).
+fn profile(rng: &mut Rng) -> Vec<Value> {
+    let age = if rng.below(20) == 0 {
+        Value::Null
+    } else {
+        Value::Int64(16 + rng.below(60) as i64)
+    };
+    let city = Value::String(CITIES[rng.below(CITIES.len() as u64) as usize].to_string());
+    let score = Value::Double(rng.below(1_000_000) as f64 / 7919.0);
+    vec![age, city, score]
+}
+
+/// The bytes of the features themselves: 8 per INT64/DOUBLE, a string's UTF-8 bytes.
+fn raw_payload(values: &[Value]) -> usize {
+    values
+        .iter()
+        .map(|v| match v {
+            Value::Null => 0,
+            Value::Boolean(_) => 1,
+            Value::Int64(_) | Value::Double(_) | Value::Timestamp(_) => 8,
+            Value::String(s) => s.len(),
+            Value::List(_) => unreachable!("no lists in the bench group"),
+        })
+        .sum()
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
+
+/// Feast's Redis layout, written here as Feast writes it: the hash key is the serialized
+/// `EntityKey` proto followed by the project name; one field per feature, named by the 4-byte
+/// murmur3 of `view:feature`, holding a serialized `ValueProto`; and a `_ts:view` field holding a
+/// `google.protobuf.Timestamp`. The protobuf bytes are produced by hand (tag, varint, payload).
+mod feast {
+    use fstore_registry::codec::Value;
+
+    fn varint(mut n: u64, out: &mut Vec<u8>) {
+        while n >= 0x80 {
+            out.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+    }
+
+    fn len_field(tag: u8, bytes: &[u8], out: &mut Vec<u8>) {
+        out.push(tag);
+        varint(bytes.len() as u64, out);
+        out.extend_from_slice(bytes);
+    }
+
+    /// `feast.types.Value`: string_val = 2, int64_val = 4, double_val = 5; NULL is empty.
+    pub fn value(v: &Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        match v {
+            Value::Null => {}
+            Value::String(s) => len_field(0x12, s.as_bytes(), &mut out),
+            Value::Int64(n) => {
+                out.push(0x20);
+                varint(*n as u64, &mut out);
+            }
+            Value::Double(d) => {
+                out.push(0x29);
+                out.extend_from_slice(&d.to_le_bytes());
+            }
+            other => unreachable!("no {other:?} in the bench group"),
+        }
+        out
+    }
+
+    /// `feast.types.EntityKey { join_keys: ["user_id"], entity_values: [string_val] }` + project.
+    pub fn key(user: &str, project: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        len_field(0x0a, b"user_id", &mut out);
+        len_field(0x12, &value(&Value::String(user.to_string())), &mut out);
+        out.extend_from_slice(project.as_bytes());
+        out
+    }
+
+    /// `google.protobuf.Timestamp { seconds, nanos }`.
+    pub fn timestamp(us: i64) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.push(0x08);
+        varint(us.div_euclid(1_000_000) as u64, &mut out);
+        out.push(0x10);
+        varint((us.rem_euclid(1_000_000) * 1000) as u64, &mut out);
+        out
+    }
+
+    /// MurmurHash3 x86_32, seed 0, as Feast names hash fields.
+    pub fn mmh3(data: &[u8]) -> [u8; 4] {
+        let (c1, c2) = (0xcc9e_2d51u32, 0x1b87_3593u32);
+        let mut h: u32 = 0;
+        let chunks = data.chunks_exact(4);
+        let tail = chunks.remainder();
+        for c in chunks {
+            let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            k = k.wrapping_mul(c1).rotate_left(15).wrapping_mul(c2);
+            h ^= k;
+            h = h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
+        }
+        let mut k: u32 = 0;
+        for (i, b) in tail.iter().enumerate() {
+            k ^= (*b as u32) << (8 * i);
+        }
+        if !tail.is_empty() {
+            h ^= k.wrapping_mul(c1).rotate_left(15).wrapping_mul(c2);
+        }
+        h ^= data.len() as u32;
+        h ^= h >> 16;
+        h = h.wrapping_mul(0x85eb_ca6b);
+        h ^= h >> 13;
+        h = h.wrapping_mul(0xc2b2_ae35);
+        h ^= h >> 16;
+        h.to_le_bytes()
+    }
+
+    /// Decodes a `ValueProto` as Feast's client must, to be fair to its read path.
+    pub fn decode(b: &[u8]) -> Option<Value> {
+        let (&tag, rest) = b.split_first()?;
+        let varint_at = |r: &[u8]| -> Option<(u64, usize)> {
+            let mut n = 0u64;
+            for (i, byte) in r.iter().enumerate().take(10) {
+                n |= u64::from(byte & 0x7f) << (7 * i);
+                if byte & 0x80 == 0 {
+                    return Some((n, i + 1));
+                }
+            }
+            None
+        };
+        match tag {
+            0x12 => {
+                let (len, used) = varint_at(rest)?;
+                let s = rest.get(used..used + len as usize)?;
+                Some(Value::String(String::from_utf8(s.to_vec()).ok()?))
+            }
+            0x20 => Some(Value::Int64(varint_at(rest)?.0 as i64)),
+            0x29 => Some(Value::Double(f64::from_le_bytes(
+                rest.get(..8)?.try_into().ok()?,
+            ))),
+            _ => None,
+        }
+    }
+}
+
+fn start_redis(dir: &Path) -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no", "--dir"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server runs (scripts/setup.sh installs it)");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, format!("redis://127.0.0.1:{port}/0"))
+}
+
+/// A running `fstore serve` and its address.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(registry: &Path, online: &str) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fstore"))
+            .args(["serve", "--registry"])
+            .arg(registry)
+            .args(["--online", online, "--namespace", NAMESPACE])
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("fstore serve starts");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while out.read_line(&mut sink).is_ok_and(|n| n > 0) {
+                sink.clear();
+            }
+        });
+        Server { child, addr }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+type Client = pb::feature_service_client::FeatureServiceClient<tonic::transport::Channel>;
+
+fn request(users: &[String], idx: &[usize], at: i64) -> pb::GetFeaturesRequest {
+    pb::GetFeaturesRequest {
+        refs: vec![GROUP.to_string()],
+        keys: idx
+            .iter()
+            .map(|&i| pb::EntityKey {
+                parts: vec![pb::KeyPart {
+                    value: Some(pb::key_part::Value::StringValue(users[i].clone())),
+                }],
+            })
+            .collect(),
+        request_time_us: Some(at),
+    }
+}
+
+async fn grpc(client: &mut Client, req: pb::GetFeaturesRequest) -> pb::GetFeaturesResponse {
+    client.get_features(req).await.unwrap().into_inner()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args = args();
+    let work = tempfile::tempdir().unwrap();
+    let registry = work.path().join("registry");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ctr");
+    let out = Command::new(env!("CARGO_BIN_EXE_fstore"))
+        .arg("apply")
+        .arg(&examples)
+        .arg("--registry")
+        .arg(&registry)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let defs = fstore_registry::Registry::new(&registry)
+        .require_current()
+        .unwrap()
+        .definitions;
+    let layout = GroupLayout::new(NAMESPACE, &defs, GROUP).unwrap();
+
+    let (_redis_child, redis_url) = match std::env::var("FSTORE_REDIS_URL") {
+        Ok(u) if !u.is_empty() => (None, u),
+        _ => {
+            let (c, u) = start_redis(work.path());
+            (Some(KillOnDrop(c)), u)
+        }
+    };
+    let rocks_url = format!("rocksdb://{}", work.path().join("online").display());
+
+    // The data: one profile per user, event times within the last day.
+    let t0 = now_us();
+    let mut rng = Rng(7);
+    let users: Vec<String> = (0..args.keys).map(|i| format!("user-{i:08}")).collect();
+    let rows: Vec<(i64, Vec<Value>)> = users
+        .iter()
+        .map(|_| (t0 - rng.below(86_400_000_000) as i64, profile(&mut rng)))
+        .collect();
+    let keys: Vec<String> = users
+        .iter()
+        .map(|u| layout.key(&[Value::String(u.clone())]).unwrap())
+        .collect();
+    let values: Vec<Vec<u8>> = rows
+        .iter()
+        .map(|(ts, v)| layout.encode(*ts, v).unwrap())
+        .collect();
+    let project = "bench";
+    let feast_fields: Vec<Vec<u8>> = layout
+        .features
+        .iter()
+        .map(|(f, _)| feast::mmh3(format!("{GROUP}:{f}").as_bytes()).to_vec())
+        .collect();
+    let feast_ts_field = format!("_ts:{GROUP}").into_bytes();
+    let feast_keys: Vec<Vec<u8>> = users.iter().map(|u| feast::key(u, project)).collect();
+
+    eprintln!(
+        "loading {} keys into redis ({redis_url}) and rocksdb",
+        args.keys
+    );
+    {
+        let redis = OnlineStore::open(&redis_url).await.unwrap();
+        let rocks = OnlineStore::open(&rocks_url).await.unwrap();
+        let entries: Vec<(String, Vec<u8>)> = keys.iter().cloned().zip(values.clone()).collect();
+        for chunk in entries.chunks(10_000) {
+            redis.put_newer(chunk.to_vec()).await.unwrap();
+            rocks.put_newer(chunk.to_vec()).await.unwrap();
+        }
+        // RocksDB is opened by the server next; this handle closes here.
+    }
+    let client = redis::Client::open(redis_url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for chunk in (0..args.keys).collect::<Vec<_>>().chunks(5_000) {
+        let mut pipe = redis::pipe();
+        for &i in chunk {
+            let mut cmd = redis::cmd("HSET");
+            cmd.arg(&feast_keys[i]);
+            for (f, v) in feast_fields.iter().zip(&rows[i].1) {
+                cmd.arg(f).arg(feast::value(v));
+            }
+            cmd.arg(&feast_ts_field).arg(feast::timestamp(rows[i].0));
+            pipe.add_command(cmd).ignore();
+        }
+        let () = pipe.query_async(&mut conn).await.unwrap();
+    }
+
+    // Bytes per entity.
+    let sample: Vec<usize> = Rng(11).distinct(1000.min(args.keys), args.keys);
+    let mut fstore_value = 0usize;
+    let mut fstore_key = 0usize;
+    let mut raw = 0usize;
+    let mut feast_value = 0usize;
+    let mut fstore_mem = 0usize;
+    let mut feast_mem = 0usize;
+    for &i in &sample {
+        fstore_value += values[i].len();
+        fstore_key += keys[i].len();
+        raw += raw_payload(&rows[i].1);
+        feast_value += feast_fields
+            .iter()
+            .zip(&rows[i].1)
+            .map(|(f, v)| f.len() + feast::value(v).len())
+            .sum::<usize>()
+            + feast_ts_field.len()
+            + feast::timestamp(rows[i].0).len();
+        let m: Option<usize> = redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(&keys[i])
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        fstore_mem += m.unwrap_or(0);
+        let m: Option<usize> = redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(&feast_keys[i])
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        feast_mem += m.unwrap_or(0);
+    }
+    let n = sample.len() as f64;
+
+    let on_redis = Server::start(&registry, &redis_url);
+    let on_rocks = Server::start(&registry, &rocks_url);
+    let mut redis_client = Client::connect(format!("http://{}", on_redis.addr))
+        .await
+        .unwrap();
+    let mut rocks_client = Client::connect(format!("http://{}", on_rocks.addr))
+        .await
+        .unwrap();
+
+    println!(
+        "\nGetFeatures({GROUP}: {} features) over {} stored keys; one client, sequential requests; µs",
+        layout.features.len(),
+        args.keys
+    );
+    println!(
+        "| keys | method | p50 µs | p99 µs | mean µs | p50 vs MGET | p99 vs MGET |\n| ---: | --- | ---: | ---: | ---: | ---: | ---: |"
+    );
+    let methods = [
+        "raw Redis MGET (fstore keys)",
+        "Feast layout: pipelined HMGET + decode",
+        "fstore gRPC on Redis",
+        "fstore gRPC on RocksDB",
+    ];
+    let mut rng = Rng(42);
+    let at = now_us();
+    for (&size, &rounds) in args.sizes.iter().zip(&args.rounds) {
+        let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); methods.len()];
+        let warmup = 20.max(rounds / 10);
+        for round in 0..warmup + rounds {
+            let idx = rng.distinct(size, args.keys);
+            let mkeys: Vec<&String> = idx.iter().map(|&i| &keys[i]).collect();
+            for k in 0..methods.len() {
+                let m = (k + round) % methods.len();
+                let started = Instant::now();
+                match m {
+                    0 => {
+                        let got: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                            .arg(&mkeys)
+                            .query_async(&mut conn)
+                            .await
+                            .unwrap();
+                        assert!(got.iter().all(Option::is_some));
+                    }
+                    1 => {
+                        let mut pipe = redis::pipe();
+                        for &i in &idx {
+                            let mut cmd = redis::cmd("HMGET");
+                            cmd.arg(&feast_keys[i]);
+                            for f in &feast_fields {
+                                cmd.arg(f);
+                            }
+                            cmd.arg(&feast_ts_field);
+                            pipe.add_command(cmd);
+                        }
+                        let got: Vec<Vec<Option<Vec<u8>>>> =
+                            pipe.query_async(&mut conn).await.unwrap();
+                        let decoded: usize = got
+                            .iter()
+                            .flat_map(|fields| &fields[..feast_fields.len()])
+                            .filter_map(|v| v.as_deref().and_then(feast::decode))
+                            .count();
+                        assert!(decoded > 0 || size == 0);
+                    }
+                    2 | 3 => {
+                        let c = if m == 2 {
+                            &mut redis_client
+                        } else {
+                            &mut rocks_client
+                        };
+                        let resp = grpc(c, request(&users, &idx, at)).await;
+                        let g = &resp.groups[0];
+                        assert!(
+                            g.status.iter().all(|&s| s == pb::KeyStatus::Found as i32),
+                            "every key is found"
+                        );
+                    }
+                    _ => unreachable!(),
+                }
+                if round >= warmup {
+                    times[m].push(started.elapsed());
+                }
+            }
+        }
+        for t in &mut times {
+            t.sort();
+        }
+        let base50 = percentile(&times[0], 0.5);
+        let base99 = percentile(&times[0], 0.99);
+        for (m, name) in methods.iter().enumerate() {
+            let t = &times[m];
+            let p50 = percentile(t, 0.5);
+            let p99 = percentile(t, 0.99);
+            let mean = t.iter().sum::<Duration>() / t.len() as u32;
+            println!(
+                "| {size} | {name} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} |",
+                us(p50),
+                us(p99),
+                us(mean),
+                us(p50) / us(base50),
+                us(p99) / us(base99)
+            );
+        }
+    }
+
+    // Same answers from both stores (a sanity check on what was timed).
+    let idx = Rng(5).distinct(100.min(args.keys), args.keys);
+    let a = grpc(&mut redis_client, request(&users, &idx, at)).await;
+    let b = grpc(&mut rocks_client, request(&users, &idx, at)).await;
+    assert_eq!(
+        a.groups, b.groups,
+        "redis and rocksdb serve the same values"
+    );
+
+    println!(
+        "\nStored bytes per entity ({GROUP}, mean over {} keys)",
+        sample.len()
+    );
+    println!("| layout | key bytes | value bytes | Redis MEMORY USAGE | vs raw payload |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    println!(
+        "| raw feature payload (values only) | — | {:.1} | — | 1.00 |",
+        raw as f64 / n
+    );
+    println!(
+        "| fstore (one binary value per key) | {:.1} | {:.1} | {:.1} | {:.2} |",
+        fstore_key as f64 / n,
+        fstore_value as f64 / n,
+        fstore_mem as f64 / n,
+        fstore_value as f64 / raw as f64
+    );
+    println!(
+        "| Feast (hash per entity, protobuf per feature; fields included) | {:.1} | {:.1} | {:.1} | {:.2} |",
+        feast_keys[0].len() as f64,
+        feast_value as f64 / n,
+        feast_mem as f64 / n,
+        feast_value as f64 / raw as f64
+    );
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
