@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what fstore builds and tests need, if missing: Debian's RocksDB, libclang and
-# protoc for the build; redis-server, the tansu Kafka-protocol broker and Python's
+# Installs what fstore builds and tests need, if missing: Debian's RocksDB, libclang,
+# OpenSSL and protoc for the build; redis-server, the tansu Kafka-protocol broker and Python's
 # grpcio-tools for tests.
 set -euo pipefail
 
@@ -14,6 +14,10 @@ compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null ||
   compgen -G '/usr/lib/x86_64-linux-gnu/libclang-[0-9]*.so*' >/dev/null ||
   need_apt+=(libclang-dev)
 command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
+# TLS to Redis links the system OpenSSL; the TLS test makes its certificate with openssl.
+[ -e /usr/include/openssl/ssl.h ] || need_apt+=(libssl-dev)
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}"

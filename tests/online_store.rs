@@ -6,7 +6,7 @@ use fstore_online::OnlineStore;
 use fstore_registry::DataType;
 use fstore_registry::codec::{Codec, Value};
 
-use crate::support::{service, unique};
+use crate::support::{fstore, repo, service, text, unique};
 
 fn codec() -> Codec {
     Codec::new(
@@ -124,10 +124,151 @@ async fn bad_store_urls_are_explained() {
     for (url, needle) in [
         ("memcached://x", "not an online store URL"),
         ("rocksdb://", "give a folder"),
-        ("rediss://h:1", "TLS"),
+        ("rediss://127.0.0.1:1/0", "redis at 127.0.0.1:1"),
         ("redis://127.0.0.1:1/0", "redis at 127.0.0.1:1"),
     ] {
         let err = OnlineStore::open(url).await.unwrap_err().to_string();
         assert!(err.contains(needle), "{url}: {err}");
     }
+}
+
+/// A redis-server speaking only TLS on a free port, with a self-signed certificate for
+/// 127.0.0.1 made by the openssl command; returns the server and the certificate's path.
+fn start_tls_redis(dir: &std::path::Path) -> Option<(KillOnDrop, u16, std::path::PathBuf)> {
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    if !made.as_ref().is_ok_and(|o| o.status.success()) {
+        assert!(
+            std::env::var("FSTORE_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "openssl is required for the TLS test: {made:?}"
+        );
+        eprintln!("skipped: no openssl command");
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("redis-server")
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+        ])
+        .arg("--tls-cert-file")
+        .arg(&cert)
+        .arg("--tls-key-file")
+        .arg(&key)
+        .arg("--tls-ca-cert-file")
+        .arg(&cert)
+        .args([
+            "--tls-auth-clients",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server runs (scripts/setup.sh installs it)");
+    let guard = KillOnDrop(child);
+    let t0 = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t0.elapsed().as_secs() < 10,
+            "redis-server with TLS did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Some((guard, port, cert))
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn redis_over_tls_verifies_the_server_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_redis, port, cert)) = start_tls_redis(dir.path()) else {
+        return;
+    };
+    // rediss:// with verification skipped: the store works as over plain TCP.
+    let insecure = format!("rediss://127.0.0.1:{port}/0#insecure");
+    let store = OnlineStore::open(&insecure).await.unwrap();
+    assert!(store.describe().contains("(tls)"), "{}", store.describe());
+    exercise(&store, &unique("tls")).await;
+
+    // Verified: the self-signed certificate is refused unless SSL_CERT_FILE trusts it.
+    let registry = dir.path().join("reg");
+    let example = repo().join("examples/ctr");
+    let applied = fstore(
+        &[
+            "apply",
+            example.to_str().unwrap(),
+            "--registry",
+            registry.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    let url = format!("rediss://127.0.0.1:{port}/1");
+    let materialize = |trust: Option<&std::path::Path>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fstore"));
+        cmd.args(["materialize", "user_profile", "--registry"])
+            .arg(&registry)
+            .args(["--online", &url, "--as-of", "2024-01-15"])
+            .arg("--source")
+            .arg(format!(
+                "user_profile={}",
+                example.join("data/user_profile.parquet").display()
+            ))
+            .env_remove("SSL_CERT_DIR");
+        match trust {
+            Some(c) => cmd.env("SSL_CERT_FILE", c),
+            None => cmd.env("SSL_CERT_FILE", dir.path().join("no-such-ca.pem")),
+        };
+        cmd.output().unwrap()
+    };
+    let refused = materialize(None);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("redis at 127.0.0.1") && text(&refused).contains("certificate"),
+        "{}",
+        text(&refused)
+    );
+    let trusted = materialize(Some(&cert));
+    assert_eq!(trusted.status.code(), Some(0), "{}", text(&trusted));
+    assert!(text(&trusted).contains("keys loaded"), "{}", text(&trusted));
+    let client = redis::Client::open(format!("rediss://127.0.0.1:{port}/1#insecure")).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: u64 = redis::cmd("DBSIZE").query_async(&mut conn).await.unwrap();
+    assert!(keys > 100, "{keys} keys in db 1 after materialize over TLS");
 }

@@ -1,7 +1,9 @@
 //! `OnlineStore`: one encoded value per online key, in Redis or an embedded RocksDB.
 //!
-//! Chosen by URL: `redis://[:password@]host:port[/db]` (the `redis` crate's URL syntax) or
-//! `rocksdb:///path/to/dir`. A lookup of many keys is one round trip: one `MGET` for Redis,
+//! Chosen by URL: `redis://[[user]:password@]host:port[/db]` (the `redis` crate's URL syntax),
+//! `rediss://…` for TLS (the server's certificate is verified against the system's CA store, or
+//! the file `SSL_CERT_FILE` names; a `#insecure` suffix skips verification, for tests only),
+//! `redis+unix:///path.sock`, or `rocksdb:///path/to/dir`. A lookup of many keys is one round trip: one `MGET` for Redis,
 //! one `multi_get` for RocksDB.
 //!
 //! Writes are *newer wins*: a value replaces the stored one only if its event time (bytes
@@ -75,16 +77,15 @@ impl OnlineStore {
             }
             return Ok(OnlineStore::RocksDb(RocksStore::open(Path::new(path))?));
         }
-        if url.starts_with("redis://") || url.starts_with("redis+unix://") {
+        if ["redis://", "rediss://", "redis+unix://", "unix://"]
+            .iter()
+            .any(|p| url.starts_with(p))
+        {
             return Ok(OnlineStore::Redis(RedisStore::open(url).await?));
         }
-        if url.starts_with("rediss://") {
-            return Err(Error::BadUrl(format!(
-                "{url}: TLS (rediss://) is not built into this fstore; use redis:// through a TLS proxy"
-            )));
-        }
         Err(Error::BadUrl(format!(
-            "{url}: not an online store URL (redis://host:port/db or rocksdb:///path)"
+            "{}: not an online store URL (redis://host:port/db, rediss:// for TLS, or rocksdb:///path)",
+            redact(url)
         )))
     }
 
@@ -127,7 +128,11 @@ impl RedisStore {
     async fn open(url: &str) -> Result<Self, Error> {
         let client =
             redis::Client::open(url).map_err(|e| Error::BadUrl(format!("{}: {e}", redact(url))))?;
-        let addr = client.get_connection_info().addr().to_string();
+        let info = client.get_connection_info();
+        let addr = match info.addr() {
+            redis::ConnectionAddr::TcpTls { .. } => format!("{} (tls)", info.addr()),
+            a => a.to_string(),
+        };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)))
