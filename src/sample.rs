@@ -1,6 +1,6 @@
 //! `fstore sample`: a batch sample job as schedulers run it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -110,15 +110,7 @@ pub fn run(registry: &std::path::Path, args: SampleArgs) -> Result<(), CliError>
         memory_limit: Some(args.memory_limit),
         batch_size: None,
     })?;
-    let spec_fp = fstore_registry::model::ObjectRef::Spec(&spec.spec).fingerprint();
-    let metadata = BTreeMap::from([
-        ("fstore.spec".to_string(), spec.spec.name.clone()),
-        (
-            "fstore.registry_version".to_string(),
-            snap.version.to_string(),
-        ),
-        ("fstore.spec_fingerprint".to_string(), spec_fp),
-    ]);
+    let metadata = fstore_registry::sample_file::sample_metadata(&spec.spec, snap.version);
     let ts_out = spec
         .spec
         .columns
@@ -139,7 +131,7 @@ pub fn run(registry: &std::path::Path, args: SampleArgs) -> Result<(), CliError>
             job.progress.clone(),
             Some((job.total_work(), job.events)),
         );
-        let mut writer = fstore_offline::sink::PartitionedWriter::new(
+        let mut writer = fstore_registry::sample_file::PartitionedWriter::new(
             &args.out,
             &spec.output_schema,
             ts_out,

@@ -1,10 +1,9 @@
 //! The as-of join and the sliding windows, by sort-merge: group rows sorted by (key, event
 //! time, tie order), events sorted by (key, event time), then one forward pass.
 //!
-//! Tie order (rows of one key with the same event time): row groups compare their `TIE BREAK`
-//! columns, then their feature values; window groups compare their aggregate inputs and filter
-//! results. Values compare with NULL lowest, doubles in IEEE total order, strings by bytes
-//! (Arrow's row format); for a row group the greatest row wins, windows fold in this order.
+//! Tie order (rows of one key with the same event time) and the TTL rule are the registry's
+//! ([`fstore_registry::order`]), shared with the joiner: for a row group the greatest row
+//! wins, windows fold in this order.
 
 use std::cmp::Ordering;
 
@@ -14,6 +13,7 @@ use arrow::datatypes::TimestampMicrosecondType;
 use arrow_row::{RowConverter, Rows, SortField};
 use fstore_registry::codec::Value;
 use fstore_registry::compiled::{CompiledGroup, CompiledGroupKind, CompiledJoin, CompiledWindow};
+use fstore_registry::order::{TieOrder, expired, row_tie_columns, window_tie_columns};
 use fstore_registry::rows::{to_array, value_at};
 use fstore_registry::window::WindowRows;
 
@@ -106,11 +106,7 @@ fn sorted_rows(
     tie_cols: &[ArrayRef],
     skipped: &mut u64,
 ) -> Result<Side, Error> {
-    let tie = if tie_cols.is_empty() {
-        None
-    } else {
-        Some(rows(&converter(tie_cols)?, tie_cols)?)
-    };
+    let tie = TieOrder::rows(tie_cols)?;
     sorted_side(
         src_keys,
         src.column(g.ts_column),
@@ -164,9 +160,9 @@ pub fn join_group(
                 .iter()
                 .map(|f| f.evaluate(&src))
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut tie_cols: Vec<ArrayRef> =
+            let tie_break: Vec<ArrayRef> =
                 tie_break.iter().map(|&i| src.column(i).clone()).collect();
-            tie_cols.extend(values.iter().cloned());
+            let tie_cols = row_tie_columns(&tie_break, &values);
             let side = sorted_rows(
                 &src,
                 g,
@@ -194,9 +190,7 @@ pub fn join_group(
                     .filter(|&r| side.keys.row(r) == ek);
                 match cand {
                     None => stats.no_row += 1,
-                    Some(r) if ttl_us.is_some_and(|ttl| et - side.ts[r] > ttl) => {
-                        stats.expired += 1
-                    }
+                    Some(r) if expired(et, side.ts[r], *ttl_us) => stats.expired += 1,
                     Some(r) => pick[e] = Some(r as u32),
                 }
             }
@@ -323,11 +317,7 @@ pub fn window_source(
         .iter()
         .map(|f| f.filter.as_ref().map(|i| i.evaluate(src)).transpose())
         .collect::<Result<Vec<Option<ArrayRef>>, _>>()?;
-    let mut tie_cols: Vec<ArrayRef> = Vec::new();
-    for (i, f) in inputs.iter().zip(&filters) {
-        tie_cols.extend(i.iter().cloned());
-        tie_cols.extend(f.iter().cloned());
-    }
+    let tie_cols = window_tie_columns(&inputs, &filters);
     let side = sorted_rows(src, g, &src_keys, key_conv, &tie_cols, skipped)?;
     let mut ranges = Vec::new();
     let mut start = 0;

@@ -8,7 +8,6 @@ pub mod engine;
 pub mod error;
 pub mod join;
 pub mod read;
-pub mod sink;
 
 pub use engine::{Range, SampleJob, SampleStats, plan, sample};
 pub use error::Error;

@@ -149,7 +149,7 @@ impl GroupLayout {
             )),
             (Stored::Row { ttl_us }, Some(b)) => {
                 let row = self.codec.decode(b)?;
-                if ttl_us.is_some_and(|ttl| at.saturating_sub(row.event_time) > ttl) {
+                if fstore_registry::order::expired(at, row.event_time, *ttl_us) {
                     Ok((
                         KeyStatus::Expired,
                         Some(row.event_time),

@@ -15,7 +15,7 @@ use fstore_registry::codec::Value;
 use fstore_registry::compiled::CompiledSpec;
 use fstore_registry::model::ColumnRole;
 use fstore_registry::model::{Definitions, Kind, ObjectRef};
-use fstore_registry::rows::{to_array, value_at};
+use fstore_registry::rows::value_at;
 use fstore_registry::{DataType, Registry};
 use tonic::{Request, Response, Status};
 
@@ -541,13 +541,7 @@ impl FeatureService {
             }
         }
         events[spec.ts_column] = vec![Value::Timestamp(at); n];
-        let mut columns = source
-            .columns
-            .iter()
-            .zip(&events)
-            .map(|(c, v)| to_array(&c.dtype, v.iter().cloned()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Status::internal(e.to_string()))?;
+        let mut features: Vec<Vec<Value>> = Vec::new();
         for join in &spec.joins {
             let layout = served.layouts.get(&join.group.group.name).ok_or_else(|| {
                 Status::internal(format!("no layout for group \"{}\"", join.group.group.name))
@@ -567,15 +561,12 @@ impl FeatureService {
                 })
                 .collect::<Result<Vec<_>, Status>>()?;
             let looked = lookup(&self.shared.store, layout, &keys, at).await?;
-            for (f, (_, dtype)) in layout.features.iter().enumerate() {
-                let values = looked.iter().map(|(_, _, v)| v[f].clone());
-                columns.push(to_array(dtype, values).map_err(|e| Status::internal(e.to_string()))?);
+            for f in 0..layout.features.len() {
+                features.push(looked.iter().map(|(_, _, v)| v[f].clone()).collect());
             }
         }
-        let base = arrow::array::RecordBatch::try_new(spec.base_schema.clone(), columns)
-            .map_err(|e| Status::internal(e.to_string()))?;
         let out = spec
-            .project(&base)
+            .samples_from_values(events, features)
             .map_err(|e| Status::internal(e.to_string()))?;
         let columns = inputs
             .iter()

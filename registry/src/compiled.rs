@@ -16,10 +16,12 @@ use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::PhysicalExpr;
 
+use crate::codec::Value;
 use crate::expr::{ExprCompiler, ScopeColumn};
 use crate::model::{
     Aggregate, Definitions, Entity, FeatureGroup, GroupKind, Join, SampleSpec, Source,
 };
+use crate::rows::to_array;
 use crate::schema::spec_schema;
 use crate::types::DataType;
 use crate::{Error, Result};
@@ -293,6 +295,37 @@ impl CompiledSpec {
             joins,
             outputs,
         })
+    }
+
+    /// Samples from values held row by row (the joiner's events, online requests): `events`
+    /// holds the event source's columns and `features` every join's feature columns in base
+    /// schema order, each as one value per event.
+    pub fn samples_from_values(
+        &self,
+        events: Vec<Vec<Value>>,
+        features: Vec<Vec<Value>>,
+    ) -> Result<RecordBatch> {
+        let fields = self.base_schema.fields();
+        if events.len() + features.len() != fields.len() {
+            return Err(Error::Internal(format!(
+                "{} event and {} feature columns for a base schema of {}",
+                events.len(),
+                features.len(),
+                fields.len()
+            )));
+        }
+        let types = self.source.columns.iter().map(|c| c.dtype.clone()).chain(
+            self.joins
+                .iter()
+                .flat_map(|j| j.group.features().into_iter().map(|(_, t)| t)),
+        );
+        let columns = types
+            .zip(events.into_iter().chain(features))
+            .map(|(t, values)| to_array(&t, values))
+            .collect::<Result<Vec<_>>>()?;
+        let base = RecordBatch::try_new(self.base_schema.clone(), columns)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        self.project(&base)
     }
 
     /// Evaluates the output columns over base rows.

@@ -37,6 +37,12 @@ pub enum Error {
         path: PathBuf,
         source: serde_json::Error,
     },
+    /// Output that cannot be written where the user asked (a folder that cannot be created).
+    #[error("{0}")]
+    Output(String),
+    /// A bug or an unexpected failure of a library (Parquet, Arrow).
+    #[error("internal: {0}")]
+    Internal(String),
     /// DataFusion failed while planning or evaluating an expression.
     #[error("expression engine: {0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),
@@ -52,6 +58,7 @@ impl Error {
                 | Error::Invalid(_)
                 | Error::NoRegistry(_)
                 | Error::Corrupt { .. }
+                | Error::Output(_)
         )
     }
 

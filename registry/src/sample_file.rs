@@ -1,7 +1,10 @@
-//! Writing samples: Parquet (zstd) under `OUT/dt=YYYY-MM-DD/part-00000.parquet`, one file
-//! per event date (UTC). Each file is written to a hidden temporary name in its partition
-//! folder, synced and renamed over the old one, so a partition is replaced atomically and a
-//! failed or killed run leaves no partial file visible (readers skip dot-files).
+//! Sample files, as every engine writes them: Parquet (zstd) under
+//! `OUT/dt=YYYY-MM-DD/FILE.parquet`, one file per event date (UTC), the schema carrying the
+//! spec's name, registry version and fingerprint. `fstore sample` writes `part-00000.parquet`
+//! per date; the joiner one file per checkpoint. Each file is written to a hidden temporary
+//! name in its partition folder, synced and renamed over the old one, so a file is replaced
+//! atomically and a failed or killed run leaves no partial file visible (readers skip
+//! dot-files).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -14,10 +17,29 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-use crate::Error;
-use crate::error::internal;
+use crate::model::{ObjectRef, SampleSpec};
+use crate::{Error, Result};
 
-/// The file name of a partition's samples.
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::Internal(e.to_string())
+}
+
+/// The schema metadata of a spec's sample files.
+pub fn sample_metadata(spec: &SampleSpec, registry_version: u64) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("fstore.spec".to_string(), spec.name.clone()),
+        (
+            "fstore.registry_version".to_string(),
+            registry_version.to_string(),
+        ),
+        (
+            "fstore.spec_fingerprint".to_string(),
+            ObjectRef::Spec(spec).fingerprint(),
+        ),
+    ])
+}
+
+/// The file name of a partition's samples written by `fstore sample`.
 pub const PART_FILE: &str = "part-00000.parquet";
 
 /// Rows per Parquet row group: bounds the writer's buffer.
@@ -45,6 +67,7 @@ pub struct PartitionedWriter {
     schema: SchemaRef,
     ts_column: usize,
     props: WriterProperties,
+    file_name: String,
     open: Option<OpenPartition>,
     written: Vec<(PathBuf, usize)>,
 }
@@ -78,13 +101,20 @@ impl PartitionedWriter {
             schema,
             ts_column,
             props,
+            file_name: PART_FILE.to_string(),
             open: None,
             written: Vec::new(),
         }
     }
 
+    /// Names each date's file `name` instead of [`PART_FILE`].
+    pub fn with_file_name(mut self, name: &str) -> Self {
+        self.file_name = name.to_string();
+        self
+    }
+
     /// Appends samples; their event times must not go back to an earlier date.
-    pub fn write(&mut self, samples: &RecordBatch) -> Result<(), Error> {
+    pub fn write(&mut self, samples: &RecordBatch) -> Result<()> {
         let ts = samples
             .column(self.ts_column)
             .as_primitive::<TimestampMicrosecondType>();
@@ -114,7 +144,7 @@ impl PartitionedWriter {
     }
 
     /// Makes `date` the open partition, closing the previous one.
-    fn partition(&mut self, date: &str) -> Result<(), Error> {
+    fn partition(&mut self, date: &str) -> Result<()> {
         match &self.open {
             Some(open) if open.date == date => return Ok(()),
             Some(open) if open.date.as_str() > date => {
@@ -128,10 +158,10 @@ impl PartitionedWriter {
         self.close()?;
         let dir = self.out.join(format!("dt={date}"));
         fs::create_dir_all(&dir)
-            .map_err(|e| Error::Input(format!("create {}: {e}", dir.display())))?;
-        let tmp = dir.join(format!(".{PART_FILE}.tmp{}", std::process::id()));
+            .map_err(|e| Error::Output(format!("create {}: {e}", dir.display())))?;
+        let tmp = dir.join(format!(".{}.tmp{}", self.file_name, std::process::id()));
         let file = File::create(&tmp)
-            .map_err(|e| Error::Input(format!("create {}: {e}", tmp.display())))?;
+            .map_err(|e| Error::Output(format!("create {}: {e}", tmp.display())))?;
         let writer = ArrowWriter::try_new(file, self.schema.clone(), Some(self.props.clone()))
             .map_err(internal)?;
         self.open = Some(OpenPartition {
@@ -145,17 +175,17 @@ impl PartitionedWriter {
     }
 
     /// Finishes the open partition: sync the file, rename it over the old one, sync the folder.
-    fn close(&mut self) -> Result<(), Error> {
+    fn close(&mut self) -> Result<()> {
         let Some(open) = self.open.take() else {
             return Ok(());
         };
         let tmp = open.tmp.clone();
         let io =
-            |what: &str, e: std::io::Error| Error::Input(format!("{what} {}: {e}", tmp.display()));
+            |what: &str, e: std::io::Error| Error::Output(format!("{what} {}: {e}", tmp.display()));
         let result = (|| {
             let file = open.writer.into_inner().map_err(internal)?;
             file.sync_all().map_err(|e| io("sync", e))?;
-            let final_path = open.dir.join(PART_FILE);
+            let final_path = open.dir.join(&self.file_name);
             fs::rename(&tmp, &final_path).map_err(|e| io("rename", e))?;
             File::open(&open.dir)
                 .and_then(|d| d.sync_all())
@@ -175,7 +205,7 @@ impl PartitionedWriter {
     }
 
     /// Closes the last partition; returns every partition written and its row count.
-    pub fn finish(mut self) -> Result<Vec<(PathBuf, usize)>, Error> {
+    pub fn finish(mut self) -> Result<Vec<(PathBuf, usize)>> {
         self.close()?;
         Ok(std::mem::take(&mut self.written))
     }
