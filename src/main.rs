@@ -4,6 +4,7 @@
 mod datagen;
 mod describe;
 mod exit;
+mod join;
 mod materialize;
 mod progress;
 mod sample;
@@ -34,6 +35,7 @@ struct RegistryArg {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum Command {
     /// Checks the definitions in DIR; exits 2 on any error.
     Validate {
@@ -106,6 +108,14 @@ enum Command {
         registry: RegistryArg,
         #[command(flatten)]
         args: sample::SampleArgs,
+    },
+    /// Computes a spec's samples from its Kafka topics as the watermark passes each event,
+    /// exactly once across restarts; keeps an online store fresh on the way.
+    Join {
+        #[command(flatten)]
+        registry: RegistryArg,
+        #[command(flatten)]
+        args: join::JoinArgs,
     },
     /// Lists the objects of the current registry version.
     List {
@@ -228,6 +238,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Materialize { registry, args } => materialize::run(&registry.registry, args)?,
         Command::Serve { registry, args } => serve::serve(&registry.registry, args)?,
         Command::Get { args } => serve::get(args)?,
+        Command::Join { registry, args } => join::run(&registry.registry, args)?,
         Command::List { registry } => {
             let snap = Registry::new(&registry.registry).require_current()?;
             print!("{}", describe::list(&snap));

@@ -1,0 +1,1244 @@
+//! The join loop: read a step of messages, apply them to state, move the frontier, emit the
+//! samples it passes, and every checkpoint interval commit state, offsets and output together.
+//!
+//! A step:
+//! 1. **read** up to `max_batch` messages from the assigned partitions;
+//! 2. **decode** each as its source's JSON row; undecodable rows, rows without an event time,
+//!    feature rows without a key and rows behind the frontier go to the dead-letter topic
+//!    with the reason and the original bytes (late feature rows still reach the online
+//!    store);
+//! 3. **apply** feature rows to their groups' key state (features, window inputs and filters,
+//!    tie order: the registry's compiled group, the batch engine's code); queue label events;
+//! 4. **advance** the frontier to the watermark and **emit** every queued event before it, in
+//!    event-time order, through the registry's compiled spec (as-of with TTL, window folds,
+//!    transforms); then garbage-collect the keys touched;
+//! 5. at a **checkpoint**: write the online values of changed keys, write the Parquet file of
+//!    the samples since the last checkpoint (or queue Kafka messages in the outbox), commit
+//!    state + pending events + outbox + offsets + frontier in one synced RocksDB batch, then
+//!    deliver the outbox and record where it landed.
+//!
+//! After a crash the joiner resumes from the last checkpoint: Parquet files numbered past it
+//! are deleted (they were never committed), outbox messages already in their topic (found by
+//! their `fstore-id` header) are not sent again. The output is the same set as an
+//! uninterrupted run's.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::SchemaRef;
+use fstore_registry::codec::{Codec, Value};
+use fstore_registry::compiled::{
+    CompiledExpr, CompiledGroup, CompiledGroupKind, CompiledSpec, plain_source_schema,
+};
+use fstore_registry::json::{decode_row, encode_row, format_timestamp};
+use fstore_registry::model::{Column, ColumnRole, Definitions, ObjectRef};
+use fstore_registry::order::{TieOrder, row_tie_columns, window_tie_columns};
+use fstore_registry::rows::{rows_to_batch, value_at};
+use fstore_registry::sample_file::{PartitionedWriter, sample_metadata};
+use fstore_registry::window::WindowRows;
+use fstore_registry::{DataType, compiled::CompiledWindow};
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::Error;
+use crate::config::{JoinConfig, SinkTarget};
+use crate::kafka::{Kafka, Outbox};
+use crate::state::{AsOf, KeyRows, StateRow};
+use crate::store::{
+    CF_EVENTS, CF_KEYS, CF_OUTBOX, Checkpoint, Counters, EventId, OutMessage, PendingEvent,
+    StateStore, entity_key_bytes, event_key, state_key,
+};
+use crate::watermark::{InputPartition, Watermarks};
+
+/// Events emitted per projection batch.
+const EMIT_CHUNK: usize = 4096;
+/// Key states kept in memory between checkpoints before the cache is dropped.
+const CACHE_KEYS: usize = 200_000;
+/// How long a bounded run waits, past the end offsets, for a fetch to come back empty.
+const END_QUIET: Duration = Duration::from_millis(500);
+
+/// A group's value for the online store.
+#[derive(Debug, Clone)]
+pub enum OnlineValue {
+    /// A row group's latest row.
+    Row { ts: i64, values: Vec<Value> },
+    /// A window group's rows within its longest window before the latest.
+    Window(WindowRows),
+}
+
+/// One key's new online value.
+#[derive(Debug, Clone)]
+pub struct OnlineUpdate {
+    pub key: Vec<Value>,
+    pub value: OnlineValue,
+}
+
+/// Writes online values; the store keeps the newer of two values of a key.
+pub trait OnlineWriter: Send {
+    fn write(&mut self, group: &str, updates: Vec<OnlineUpdate>) -> Result<(), String>;
+}
+
+/// What a run did (cumulative over restarts of the same state folder).
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub counters: Counters,
+    pub frontier: i64,
+    pub pending: usize,
+    pub checkpoints: u64,
+}
+
+struct SourceRt {
+    name: String,
+    topic: String,
+    columns: Vec<Column>,
+    schema: SchemaRef,
+    ts_column: usize,
+    is_event: bool,
+    /// Indices into the joiner's groups fed by this source.
+    groups: Vec<usize>,
+}
+
+struct GroupRt {
+    compiled: Arc<CompiledGroup>,
+    /// Encodes a [`StateRow`]'s values.
+    codec: Codec,
+}
+
+impl GroupRt {
+    fn name(&self) -> &str {
+        &self.compiled.group.name
+    }
+}
+
+struct JoinRt {
+    alias: String,
+    group: usize,
+    event_keys: Vec<usize>,
+}
+
+/// A key's rows in memory.
+struct Entry {
+    key: Vec<Value>,
+    rows: KeyRows,
+    /// Changed since the last checkpoint.
+    dirty: bool,
+    /// Its online value changed since the last checkpoint.
+    online: bool,
+}
+
+/// A message read, owned.
+struct Msg {
+    source: usize,
+    partition: i32,
+    offset: i64,
+    key: Option<Vec<u8>>,
+    payload: Option<Vec<u8>>,
+}
+
+/// A decoded row of a source.
+struct Decoded {
+    msg: usize,
+    values: Vec<Value>,
+    ts: i64,
+    late: bool,
+}
+
+/// A running joiner.
+pub struct Joiner {
+    cfg: JoinConfig,
+    spec: Arc<CompiledSpec>,
+    registry_version: u64,
+    kafka: Kafka,
+    consumer: BaseConsumer,
+    outbox: Outbox,
+    store: StateStore,
+    sources: Vec<SourceRt>,
+    by_topic: HashMap<String, usize>,
+    groups: Vec<GroupRt>,
+    joins: Vec<JoinRt>,
+    event_codec: Codec,
+    sample_columns: Vec<Column>,
+    ts_output: usize,
+    marks: Watermarks,
+    cp: Checkpoint,
+    pending: BTreeMap<EventId, PendingEvent>,
+    /// Pending-event changes since the last checkpoint: put (`Some`) or delete (`None`).
+    event_changes: BTreeMap<EventId, Option<PendingEvent>>,
+    cache: HashMap<(usize, Vec<u8>), Entry>,
+    out_batches: Vec<RecordBatch>,
+    out_msgs: Vec<OutMessage>,
+    last_checkpoint: Instant,
+    last_seen: HashMap<InputPartition, Instant>,
+    /// Bounded runs: the end offsets present at the start.
+    ends: Option<BTreeMap<InputPartition, i64>>,
+    quiet_since: Option<Instant>,
+    online: Option<Box<dyn OnlineWriter>>,
+}
+
+fn fingerprints(defs: &Definitions, spec: &CompiledSpec) -> String {
+    let mut parts = vec![format!(
+        "spec:{}",
+        ObjectRef::Spec(&spec.spec).fingerprint()
+    )];
+    let mut sources = vec![&spec.source];
+    for j in &spec.joins {
+        parts.push(format!(
+            "group:{}:{}",
+            j.group.group.name,
+            ObjectRef::Group(&j.group.group).fingerprint()
+        ));
+        sources.push(&j.group.source);
+    }
+    for s in sources {
+        if let Ok(src) = defs.source(&s.name) {
+            parts.push(format!(
+                "source:{}:{}",
+                s.name,
+                ObjectRef::Source(src).fingerprint()
+            ));
+        }
+    }
+    parts.sort();
+    parts.dedup();
+    parts.join(",")
+}
+
+/// The codec types of a group's state rows.
+fn state_types(g: &CompiledGroup) -> Vec<DataType> {
+    match &g.kind {
+        CompiledGroupKind::Row { features, .. } => {
+            features.iter().map(|f| f.dtype.clone()).collect()
+        }
+        CompiledGroupKind::Window { features } => {
+            let mut t = Vec::new();
+            for f in features {
+                if let Some(i) = &f.input {
+                    t.push(i.dtype.clone());
+                }
+                if f.filter.is_some() {
+                    t.push(DataType::Boolean);
+                }
+            }
+            t
+        }
+    }
+}
+
+fn longest(features: &[CompiledWindow]) -> i64 {
+    features.iter().map(|f| f.window_us).max().unwrap_or(0)
+}
+
+impl Joiner {
+    /// Prepares a run: compiles the spec, opens the state folder (resuming its checkpoint),
+    /// finds the topics' partitions, and repairs the output of an interrupted run.
+    pub fn open(
+        cfg: JoinConfig,
+        defs: &Definitions,
+        registry_version: u64,
+        online: Option<Box<dyn OnlineWriter>>,
+    ) -> Result<Self, Error> {
+        let spec = Arc::new(CompiledSpec::compile(defs, &cfg.spec)?);
+        let ts_output = spec
+            .spec
+            .columns
+            .iter()
+            .position(|c| matches!(c.role, ColumnRole::EventTime { .. }))
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "sample spec \"{}\" does not select its event time column; samples are ordered and partitioned by it",
+                    spec.spec.name
+                ))
+            })?;
+
+        // Sources: the events' first, then each join's, once each.
+        let mut sources: Vec<SourceRt> = Vec::new();
+        let mut groups: Vec<GroupRt> = Vec::new();
+        let mut joins = Vec::new();
+        let topic_of = |name: &str, declared: &Option<String>| -> Result<String, Error> {
+            cfg.topics
+                .get(name)
+                .cloned()
+                .or_else(|| declared.clone())
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "source \"{name}\" has no KAFKA TOPIC; declare one or pass --topic {name}=TOPIC"
+                    ))
+                })
+        };
+        let source_rt = |s: &fstore_registry::model::Source| -> Result<SourceRt, Error> {
+            Ok(SourceRt {
+                name: s.name.clone(),
+                topic: topic_of(&s.name, &s.topic)?,
+                columns: s.columns.clone(),
+                schema: plain_source_schema(s),
+                ts_column: s
+                    .columns
+                    .iter()
+                    .position(|c| c.name == s.event_time)
+                    .ok_or_else(|| Error::Internal("event time column missing".into()))?,
+                is_event: false,
+                groups: Vec::new(),
+            })
+        };
+        let mut events = source_rt(&spec.source)?;
+        events.is_event = true;
+        sources.push(events);
+        for j in &spec.joins {
+            let g = match groups
+                .iter()
+                .position(|g| g.compiled.group.name == j.group.group.name)
+            {
+                Some(g) => g,
+                None => {
+                    groups.push(GroupRt {
+                        codec: Codec::new(
+                            &ObjectRef::Group(&j.group.group).fingerprint(),
+                            state_types(&j.group),
+                        )?,
+                        compiled: j.group.clone(),
+                    });
+                    let g = groups.len() - 1;
+                    let s = match sources.iter().position(|s| s.name == j.group.source.name) {
+                        Some(s) => s,
+                        None => {
+                            sources.push(source_rt(&j.group.source)?);
+                            sources.len() - 1
+                        }
+                    };
+                    sources[s].groups.push(g);
+                    g
+                }
+            };
+            joins.push(JoinRt {
+                alias: j.join.alias.clone(),
+                group: g,
+                event_keys: j.event_keys.clone(),
+            });
+        }
+        let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+        for name in cfg.topics.keys().chain(cfg.broadcast.iter()) {
+            if !names.contains(&name.as_str()) {
+                return Err(Error::Config(format!(
+                    "\"{name}\" is not a source of spec \"{}\" (its sources: {})",
+                    spec.spec.name,
+                    names.join(", ")
+                )));
+            }
+        }
+        let mut by_topic = HashMap::new();
+        for (i, s) in sources.iter().enumerate() {
+            if let Some(other) = by_topic.insert(s.topic.clone(), i) {
+                return Err(Error::Config(format!(
+                    "sources \"{}\" and \"{}\" read the same topic \"{}\"",
+                    sources[other].name, s.name, s.topic
+                )));
+            }
+        }
+        let event_codec = Codec::new(
+            &ObjectRef::Source(defs.source(&spec.source.name)?).fingerprint(),
+            spec.source
+                .columns
+                .iter()
+                .map(|c| c.dtype.clone())
+                .collect(),
+        )?;
+
+        // State.
+        std::fs::create_dir_all(&cfg.state_dir).map_err(|e| {
+            Error::Config(format!(
+                "cannot create the state folder {}: {e}",
+                cfg.state_dir.display()
+            ))
+        })?;
+        let store = StateStore::open(&cfg.state_dir)?;
+        let instance = format!("{}/{}", cfg.instance.index, cfg.instance.count);
+        let fp = fingerprints(defs, &spec);
+        let cp = match store.checkpoint()? {
+            Some(cp) => {
+                if cp.spec != spec.spec.name || cp.spec_fingerprint != fp || cp.instance != instance
+                {
+                    return Err(Error::Config(format!(
+                        "state folder {} belongs to spec \"{}\" as instance {} with other definitions; this run is spec \"{}\" as instance {instance}: use a new --state folder (or delete it to start over)",
+                        cfg.state_dir.display(),
+                        cp.spec,
+                        cp.instance,
+                        spec.spec.name
+                    )));
+                }
+                cp
+            }
+            None => Checkpoint {
+                spec: spec.spec.name.clone(),
+                spec_fingerprint: fp,
+                instance,
+                frontier: i64::MIN,
+                ..Default::default()
+            },
+        };
+        let mut pending = BTreeMap::new();
+        for (_, v) in store.scan(CF_EVENTS)? {
+            let e = PendingEvent::decode(&event_codec, &v)?;
+            pending.insert(e.id(), e);
+        }
+
+        // Kafka: partitions, assignment at the committed offsets.
+        let kafka = Kafka {
+            brokers: cfg.brokers.clone(),
+            options: cfg.kafka_options.clone(),
+        };
+        let consumer = kafka.consumer(&format!(
+            "fstore-join-{}-{}-of-{}",
+            spec.spec.name, cfg.instance.index, cfg.instance.count
+        ))?;
+        let mut tpl = TopicPartitionList::new();
+        let mut inputs = Vec::new();
+        let mut event_partitions = 0usize;
+        for s in &sources {
+            let all = kafka.partitions(&consumer, &s.topic).map_err(|e| match e {
+                Error::Config(m) => Error::Config(format!("source \"{}\": {m}", s.name)),
+                e => e,
+            })?;
+            if s.is_event {
+                event_partitions = all.len();
+            } else if cfg.instance.count > 1
+                && !cfg.broadcast.contains(&s.name)
+                && all.len() != event_partitions
+            {
+                return Err(Error::Config(format!(
+                    "source \"{}\" has {} partitions, the events' topic {}: sources split between instances must be partitioned alike (or pass --broadcast {})",
+                    s.name,
+                    all.len(),
+                    event_partitions,
+                    s.name
+                )));
+            }
+            for p in all {
+                if cfg.broadcast.contains(&s.name) || cfg.instance.owns(p) {
+                    let at = cp
+                        .offsets
+                        .get(&s.topic)
+                        .and_then(|m| m.get(&p))
+                        .map_or(Offset::Beginning, |&o| Offset::Offset(o));
+                    tpl.add_partition_offset(&s.topic, p, at)?;
+                    inputs.push((s.topic.clone(), p));
+                }
+            }
+        }
+        consumer.assign(&tpl)?;
+        let max_ts: BTreeMap<InputPartition, i64> = cp
+            .max_ts
+            .iter()
+            .flat_map(|(t, m)| m.iter().map(move |(p, ts)| ((t.clone(), *p), *ts)))
+            .collect();
+        let marks = Watermarks::new(cfg.lateness_us, inputs.clone(), max_ts, cp.frontier);
+        let ends = if cfg.until_end {
+            let mut ends = BTreeMap::new();
+            for (t, p) in &inputs {
+                let (_, high) = consumer.fetch_watermarks(t, *p, crate::kafka::REQUEST_TIMEOUT)?;
+                ends.insert((t.clone(), *p), high);
+            }
+            Some(ends)
+        } else {
+            None
+        };
+
+        // Outputs.
+        let outbox = Outbox::new(&kafka)?;
+        kafka.ensure_topic(&cfg.dead_letter_topic, 1)?;
+        if let SinkTarget::Kafka(t) = &cfg.sink {
+            kafka.ensure_topic(t, event_partitions.max(1) as i32)?;
+        }
+        let now = Instant::now();
+        let sample_columns = spec
+            .spec
+            .columns
+            .iter()
+            .map(|c| Column {
+                name: c.name.clone(),
+                dtype: c.dtype.clone(),
+            })
+            .collect();
+        let mut joiner = Joiner {
+            last_seen: inputs.iter().map(|p| (p.clone(), now)).collect(),
+            cfg,
+            spec,
+            registry_version,
+            kafka,
+            consumer,
+            outbox,
+            store,
+            sources,
+            by_topic,
+            groups,
+            joins,
+            event_codec,
+            sample_columns,
+            ts_output,
+            marks,
+            cp,
+            pending,
+            event_changes: BTreeMap::new(),
+            cache: HashMap::new(),
+            out_batches: Vec::new(),
+            out_msgs: Vec::new(),
+            last_checkpoint: now,
+            ends,
+            quiet_since: None,
+            online,
+        };
+        joiner.remove_uncommitted_files()?;
+        joiner.recover_outbox()?;
+        Ok(joiner)
+    }
+
+    /// The Parquet file of checkpoint `seq`.
+    fn file_name(&self, seq: u64) -> String {
+        format!("part-{:03}-{seq:010}.parquet", self.cfg.instance.index)
+    }
+
+    /// Deletes Parquet files (and temporary files) written after the last checkpoint.
+    fn remove_uncommitted_files(&self) -> Result<(), Error> {
+        let SinkTarget::Parquet(dir) = &self.cfg.sink else {
+            return Ok(());
+        };
+        let Ok(dates) = std::fs::read_dir(dir) else {
+            return Ok(());
+        };
+        let prefix = format!("part-{:03}-", self.cfg.instance.index);
+        for d in dates.flatten() {
+            let Ok(files) = std::fs::read_dir(d.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let name = f.file_name().to_string_lossy().into_owned();
+                let plain = name.trim_start_matches('.');
+                let Some(rest) = plain.strip_prefix(&prefix) else {
+                    continue;
+                };
+                let seq: Option<u64> = rest.get(..10).and_then(|s| s.parse().ok());
+                if name.starts_with('.') || seq.is_none_or(|s| s >= self.cp.seq) {
+                    std::fs::remove_file(f.path()).map_err(|e| {
+                        Error::Output(format!("remove {}: {e}", f.path().display()))
+                    })?;
+                    tracing::info!(file = %f.path().display(), "removed output of an uncommitted checkpoint");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers outbox messages left by an interrupted run, except those their topic already
+    /// holds.
+    fn recover_outbox(&mut self) -> Result<(), Error> {
+        let stored = self.store.scan(CF_OUTBOX)?;
+        if stored.is_empty() {
+            return Ok(());
+        }
+        let mut msgs = Vec::with_capacity(stored.len());
+        for (_, v) in &stored {
+            msgs.push(OutMessage::decode(v)?);
+        }
+        let mut topics: Vec<String> = msgs.iter().map(|m| m.topic.clone()).collect();
+        topics.sort();
+        topics.dedup();
+        let mut present = std::collections::HashSet::new();
+        for t in &topics {
+            let from = self.cp.out_next.get(t).cloned().unwrap_or_default();
+            present.extend(self.kafka.ids_in(t, &from)?);
+        }
+        let missing: Vec<OutMessage> = msgs
+            .into_iter()
+            .filter(|m| !present.contains(&m.id))
+            .collect();
+        tracing::info!(
+            outbox = stored.len(),
+            resent = missing.len(),
+            "recovered the outbox of an interrupted run"
+        );
+        let next = self.outbox.deliver(&missing)?;
+        self.record_delivered(next);
+        let mut b = self.store.batch();
+        for (k, _) in &stored {
+            b.delete(CF_OUTBOX, k)?;
+        }
+        b.put_checkpoint(&self.cp)?;
+        b.commit(true)
+    }
+
+    fn record_delivered(&mut self, next: BTreeMap<(String, i32), i64>) {
+        for ((t, p), o) in next {
+            let e = self.cp.out_next.entry(t).or_default().entry(p).or_insert(0);
+            *e = (*e).max(o);
+        }
+    }
+
+    /// Runs until the end offsets (bounded runs) or until `stop` is set; commits on the way
+    /// out.
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<Summary, Error> {
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                tracing::info!("stopping: committing a last checkpoint");
+                self.checkpoint()?;
+                break;
+            }
+            let msgs = self.read()?;
+            let got = !msgs.is_empty();
+            self.apply(msgs)?;
+            self.update_idle();
+            self.marks.advance();
+            self.emit()?;
+            if self.at_end(got) {
+                self.marks.finish();
+                self.emit()?;
+                self.checkpoint()?;
+                break;
+            }
+            if self.last_checkpoint.elapsed() >= self.cfg.checkpoint_interval {
+                self.checkpoint()?;
+            }
+        }
+        Ok(self.summary())
+    }
+
+    pub fn summary(&self) -> Summary {
+        Summary {
+            counters: self.cp.counters.clone(),
+            frontier: self.marks.frontier(),
+            pending: self.pending.len(),
+            checkpoints: self.cp.seq,
+        }
+    }
+
+    /// Reads up to `max_batch` messages: waits a little for the first, takes what is there.
+    fn read(&mut self) -> Result<Vec<Msg>, Error> {
+        let mut out = Vec::new();
+        while out.len() < self.cfg.max_batch {
+            let wait = if out.is_empty() {
+                Duration::from_millis(100)
+            } else {
+                Duration::ZERO
+            };
+            match self.consumer.poll(wait) {
+                None => break,
+                Some(Err(e)) => {
+                    // Transport errors recover inside librdkafka; note them and go on.
+                    tracing::warn!(error = %e, "kafka consumer");
+                    break;
+                }
+                Some(Ok(m)) => {
+                    let Some(&source) = self.by_topic.get(m.topic()) else {
+                        continue;
+                    };
+                    out.push(Msg {
+                        source,
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        key: m.key().map(<[u8]>::to_vec),
+                        payload: m.payload().map(<[u8]>::to_vec),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether a bounded run has read everything present at its start.
+    fn at_end(&mut self, got: bool) -> bool {
+        let Some(ends) = &self.ends else {
+            return false;
+        };
+        let reached = ends.iter().all(|((t, p), end)| {
+            self.cp
+                .offsets
+                .get(t)
+                .and_then(|m| m.get(p))
+                .copied()
+                .unwrap_or(0)
+                >= *end
+        });
+        if !reached || got {
+            self.quiet_since = None;
+            return false;
+        }
+        self.quiet_since.get_or_insert_with(Instant::now).elapsed() >= END_QUIET
+    }
+
+    fn update_idle(&mut self) {
+        if self.cfg.until_end {
+            return;
+        }
+        for (p, seen) in &self.last_seen {
+            self.marks
+                .set_idle(p, seen.elapsed() >= self.cfg.idle_timeout);
+        }
+    }
+
+    fn dead_letter(&mut self, m: &Msg, kind: &str, reason: String, suffix: &str) {
+        let src = &self.sources[m.source];
+        *self
+            .cp
+            .counters
+            .dead_letters
+            .entry(kind.to_string())
+            .or_default() += 1;
+        tracing::debug!(kind, %reason, topic = %src.topic, partition = m.partition, offset = m.offset, "dead letter");
+        self.out_msgs.push(OutMessage {
+            topic: self.cfg.dead_letter_topic.clone(),
+            key: m.key.clone(),
+            payload: m.payload.clone().unwrap_or_default(),
+            id: format!(
+                "{}:{}/{}/{}{suffix}",
+                self.spec.spec.name, src.topic, m.partition, m.offset
+            ),
+            headers: vec![
+                ("fstore-kind".into(), kind.as_bytes().to_vec()),
+                ("fstore-reason".into(), reason.into_bytes()),
+                ("fstore-source".into(), src.name.as_bytes().to_vec()),
+                ("fstore-topic".into(), src.topic.as_bytes().to_vec()),
+                (
+                    "fstore-partition".into(),
+                    m.partition.to_string().into_bytes(),
+                ),
+                ("fstore-offset".into(), m.offset.to_string().into_bytes()),
+            ],
+        });
+    }
+
+    /// Decodes and applies a step's messages.
+    fn apply(&mut self, msgs: Vec<Msg>) -> Result<(), Error> {
+        let mut per_source: Vec<Vec<Decoded>> =
+            (0..self.sources.len()).map(|_| Vec::new()).collect();
+        for (i, m) in msgs.iter().enumerate() {
+            let src = &self.sources[m.source];
+            let p = (src.topic.clone(), m.partition);
+            self.cp
+                .offsets
+                .entry(p.0.clone())
+                .or_default()
+                .insert(m.partition, m.offset + 1);
+            self.last_seen.insert(p.clone(), Instant::now());
+            self.cp.counters.messages += 1;
+            let Some(payload) = &m.payload else {
+                self.dead_letter(m, "undecodable", "empty message (no value)".into(), "");
+                continue;
+            };
+            let values = match decode_row(&src.columns, payload) {
+                Ok(v) => v,
+                Err(e) => {
+                    let reason = format!("source \"{}\": {e}", src.name);
+                    self.dead_letter(m, "undecodable", reason, "");
+                    continue;
+                }
+            };
+            let ts = match &values[src.ts_column] {
+                Value::Timestamp(t) => *t,
+                _ => {
+                    let reason = format!(
+                        "source \"{}\": no event time (column \"{}\")",
+                        src.name, src.columns[src.ts_column].name
+                    );
+                    self.dead_letter(m, "missing-event-time", reason, "");
+                    continue;
+                }
+            };
+            let late = self.marks.is_late(ts);
+            self.marks.observe(&p, ts);
+            if late {
+                self.cp.counters.late += 1;
+                let what = if src.is_event {
+                    "its sample was due already"
+                } else {
+                    "applied to the online store only"
+                };
+                let reason = format!(
+                    "late: event time {} is behind the frontier {} (lateness {} µs); {what}",
+                    format_timestamp(ts),
+                    format_timestamp(self.marks.frontier()),
+                    self.cfg.lateness_us
+                );
+                self.dead_letter(m, "late", reason, "");
+            }
+            per_source[m.source].push(Decoded {
+                msg: i,
+                values,
+                ts,
+                late,
+            });
+        }
+        for (s, rows) in per_source.into_iter().enumerate() {
+            if rows.is_empty() {
+                continue;
+            }
+            if self.sources[s].is_event {
+                for r in rows.iter().filter(|r| !r.late) {
+                    let m = &msgs[r.msg];
+                    let e = PendingEvent {
+                        ts: r.ts,
+                        partition: m.partition,
+                        offset: m.offset,
+                        key: m.key.clone(),
+                        values: r.values.clone(),
+                    };
+                    self.cp.counters.events += 1;
+                    self.event_changes.insert(e.id(), Some(e.clone()));
+                    self.pending.insert(e.id(), e);
+                }
+            }
+            for g in self.sources[s].groups.clone() {
+                self.apply_group(s, g, &rows, &msgs)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Evaluates a group's features (or window inputs and filters) over rows of its source
+    /// and inserts them into their keys. A row whose expressions fail is dead-lettered.
+    fn apply_group(
+        &mut self,
+        s: usize,
+        g: usize,
+        rows: &[Decoded],
+        msgs: &[Msg],
+    ) -> Result<(), Error> {
+        let values: Vec<Vec<Value>> = rows.iter().map(|r| r.values.clone()).collect();
+        let batch = rows_to_batch(&self.sources[s].schema, &values)?;
+        let computed = match state_values(&self.groups[g].compiled, &batch) {
+            Ok(c) => c.into_iter().map(Some).collect::<Vec<_>>(),
+            Err(_) => {
+                // Row by row, to find the rows at fault.
+                let mut one = Vec::with_capacity(rows.len());
+                for (i, r) in rows.iter().enumerate() {
+                    match state_values(&self.groups[g].compiled, &batch.slice(i, 1)) {
+                        Ok(mut c) => one.push(c.pop()),
+                        Err(e) => {
+                            let reason = format!(
+                                "group \"{}\": expression failed: {e}",
+                                self.groups[g].name()
+                            );
+                            let suffix = format!("#{}", self.groups[g].name());
+                            self.dead_letter(&msgs[r.msg], "expression", reason, &suffix);
+                            one.push(None);
+                        }
+                    }
+                }
+                one
+            }
+        };
+        let key_columns = self.groups[g].compiled.key_columns.clone();
+        let only_groups = !self.sources[s].is_event;
+        for (r, c) in rows.iter().zip(computed) {
+            let Some((tie, vals)) = c else { continue };
+            let key: Vec<Value> = key_columns.iter().map(|&k| r.values[k].clone()).collect();
+            if key.iter().any(|v| matches!(v, Value::Null)) {
+                self.cp.counters.rows_without_key += 1;
+                if only_groups && !r.late {
+                    let reason = format!(
+                        "group \"{}\": the key ({}) is NULL",
+                        self.groups[g].name(),
+                        self.groups[g].compiled.group.keys.join(", ")
+                    );
+                    let suffix = format!("#{}", self.groups[g].name());
+                    self.dead_letter(&msgs[r.msg], "null-key", reason, &suffix);
+                }
+                continue;
+            }
+            self.cp.counters.rows += 1;
+            let entry = self.entry(g, &key)?;
+            entry.rows.insert(StateRow {
+                ts: r.ts,
+                tie,
+                late: r.late,
+                values: vals,
+            });
+            entry.dirty = true;
+            entry.online = true;
+        }
+        Ok(())
+    }
+
+    /// A key's entry, loaded from the store on first use.
+    fn entry(&mut self, g: usize, key: &[Value]) -> Result<&mut Entry, Error> {
+        let kb = entity_key_bytes(key)?;
+        let id = (g, kb);
+        if !self.cache.contains_key(&id) {
+            let stored = self
+                .store
+                .get_key(&state_key(self.groups[g].name(), &id.1))?;
+            let rows = match stored {
+                Some(b) => KeyRows::decode(&self.groups[g].codec, &b)?,
+                None => KeyRows::default(),
+            };
+            self.cache.insert(
+                id.clone(),
+                Entry {
+                    key: key.to_vec(),
+                    rows,
+                    dirty: false,
+                    online: false,
+                },
+            );
+        }
+        self.cache
+            .get_mut(&id)
+            .ok_or_else(|| Error::Internal("cache entry vanished".into()))
+    }
+
+    /// Emits the samples of queued events before the frontier, then collects garbage.
+    fn emit(&mut self) -> Result<(), Error> {
+        let f = self.marks.frontier();
+        let later = self.pending.split_off(&(f, i32::MIN, i64::MIN));
+        let ready: Vec<PendingEvent> = std::mem::replace(&mut self.pending, later)
+            .into_values()
+            .collect();
+        for chunk in ready.chunks(EMIT_CHUNK) {
+            self.emit_chunk(chunk)?;
+            for e in chunk {
+                self.event_changes.insert(e.id(), None);
+            }
+        }
+        if !ready.is_empty() || !self.cache.is_empty() {
+            self.collect_garbage(f);
+        }
+        Ok(())
+    }
+
+    fn emit_chunk(&mut self, events: &[PendingEvent]) -> Result<(), Error> {
+        let n_cols = self.spec.source.columns.len();
+        let mut event_cols: Vec<Vec<Value>> = (0..n_cols)
+            .map(|_| Vec::with_capacity(events.len()))
+            .collect();
+        for e in events {
+            for (c, v) in e.values.iter().enumerate() {
+                event_cols[c].push(v.clone());
+            }
+        }
+        let mut features: Vec<Vec<Value>> = Vec::new();
+        for j in 0..self.joins.len() {
+            let g = self.joins[j].group;
+            let compiled = self.groups[g].compiled.clone();
+            let alias = self.joins[j].alias.clone();
+            let event_keys = self.joins[j].event_keys.clone();
+            let width = compiled.features().len();
+            let mut cols: Vec<Vec<Value>> = (0..width)
+                .map(|_| Vec::with_capacity(events.len()))
+                .collect();
+            let mut windows: HashMap<Vec<u8>, WindowRows> = HashMap::new();
+            let (mut no_row, mut expired) = (0u64, 0u64);
+            for e in events {
+                let key: Vec<Value> = event_keys.iter().map(|&k| e.values[k].clone()).collect();
+                let has_key = !key.iter().any(|v| matches!(v, Value::Null));
+                let row: Vec<Value> = match &compiled.kind {
+                    CompiledGroupKind::Row { ttl_us, .. } => {
+                        let found = if has_key {
+                            match self.entry(g, &key)?.rows.as_of(e.ts, *ttl_us) {
+                                AsOf::Found(r) => Some(r.values.clone()),
+                                AsOf::Expired => {
+                                    expired += 1;
+                                    None
+                                }
+                                AsOf::NoRow => {
+                                    no_row += 1;
+                                    None
+                                }
+                            }
+                        } else {
+                            no_row += 1;
+                            None
+                        };
+                        found.unwrap_or_else(|| vec![Value::Null; width])
+                    }
+                    CompiledGroupKind::Window { features } => {
+                        if has_key {
+                            let kb = entity_key_bytes(&key)?;
+                            if !windows.contains_key(&kb) {
+                                let w = self.entry(g, &key)?.rows.window_rows(features, false);
+                                windows.insert(kb.clone(), w);
+                            }
+                            windows[&kb].fold(features, e.ts)
+                        } else {
+                            WindowRows::empty(features).fold(features, e.ts)
+                        }
+                    }
+                };
+                for (c, v) in row.into_iter().enumerate() {
+                    cols[c].push(v);
+                }
+            }
+            *self.cp.counters.no_row.entry(alias.clone()).or_default() += no_row;
+            *self.cp.counters.expired.entry(alias).or_default() += expired;
+            features.extend(cols);
+        }
+        match self
+            .spec
+            .samples_from_values(event_cols.clone(), features.clone())
+        {
+            Ok(samples) => self.output(events, &samples),
+            Err(_) if events.len() > 1 => {
+                // One by one, to dead-letter only the events whose transforms fail.
+                for i in 0..events.len() {
+                    let ev: Vec<Vec<Value>> =
+                        event_cols.iter().map(|c| vec![c[i].clone()]).collect();
+                    let fe: Vec<Vec<Value>> = features.iter().map(|c| vec![c[i].clone()]).collect();
+                    match self.spec.samples_from_values(ev, fe) {
+                        Ok(s) => self.output(&events[i..=i], &s)?,
+                        Err(e) => self.transform_failed(&events[i], e),
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.transform_failed(&events[0], e);
+                Ok(())
+            }
+        }
+    }
+
+    fn transform_failed(&mut self, e: &PendingEvent, err: fstore_registry::Error) {
+        let m = Msg {
+            source: 0,
+            partition: e.partition,
+            offset: e.offset,
+            key: e.key.clone(),
+            payload: Some(encode_row(&self.spec.source.columns, &e.values).into_bytes()),
+        };
+        let reason = format!(
+            "spec \"{}\": a transform failed: {err}",
+            self.spec.spec.name
+        );
+        self.dead_letter(&m, "transform", reason, "");
+    }
+
+    /// Queues samples for the sink.
+    fn output(&mut self, events: &[PendingEvent], samples: &RecordBatch) -> Result<(), Error> {
+        self.cp.counters.samples += samples.num_rows() as u64;
+        match &self.cfg.sink {
+            SinkTarget::Parquet(_) => self.out_batches.push(samples.clone()),
+            SinkTarget::Kafka(topic) => {
+                let topic = topic.clone();
+                for (r, e) in events.iter().enumerate() {
+                    let values = samples
+                        .columns()
+                        .iter()
+                        .map(|c| value_at(c, r))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    self.out_msgs.push(OutMessage {
+                        topic: topic.clone(),
+                        key: e.key.clone(),
+                        payload: encode_row(&self.sample_columns, &values).into_bytes(),
+                        id: format!(
+                            "{}:{}/{}/{}",
+                            self.spec.spec.name, self.sources[0].topic, e.partition, e.offset
+                        ),
+                        headers: vec![(
+                            "fstore-spec".into(),
+                            self.spec.spec.name.as_bytes().to_vec(),
+                        )],
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops rows no future event can join from the keys in memory.
+    fn collect_garbage(&mut self, frontier: i64) {
+        for ((g, _), e) in self.cache.iter_mut() {
+            let before = e.rows.rows.len();
+            match &self.groups[*g].compiled.kind {
+                CompiledGroupKind::Row { ttl_us, .. } => {
+                    e.rows.collect_row_group(frontier, *ttl_us)
+                }
+                CompiledGroupKind::Window { features } => {
+                    e.rows.collect_window_group(frontier, longest(features))
+                }
+            }
+            if e.rows.rows.len() != before {
+                e.dirty = true;
+            }
+        }
+    }
+
+    /// Commits state, offsets and output together (see the module docs).
+    pub fn checkpoint(&mut self) -> Result<(), Error> {
+        self.write_online()?;
+        if let SinkTarget::Parquet(dir) = &self.cfg.sink
+            && !self.out_batches.is_empty()
+        {
+            let mut w = PartitionedWriter::new(
+                dir,
+                &self.spec.output_schema,
+                self.ts_output,
+                sample_metadata(&self.spec.spec, self.registry_version),
+            )
+            .with_file_name(&self.file_name(self.cp.seq));
+            for b in &self.out_batches {
+                w.write(b).map_err(|e| Error::Output(e.to_string()))?;
+            }
+            w.finish().map_err(|e| Error::Output(e.to_string()))?;
+        }
+        let mut b = self.store.batch();
+        for ((g, kb), e) in self.cache.iter_mut().filter(|(_, e)| e.dirty) {
+            let key = state_key(self.groups[*g].name(), kb);
+            if e.rows.is_empty() {
+                b.delete(CF_KEYS, &key)?;
+            } else {
+                b.put(CF_KEYS, &key, &e.rows.encode(&self.groups[*g].codec)?)?;
+            }
+            e.dirty = false;
+        }
+        for (id, change) in std::mem::take(&mut self.event_changes) {
+            match change {
+                Some(e) if self.pending.contains_key(&id) => {
+                    b.put(CF_EVENTS, &event_key(id), &e.encode(&self.event_codec)?)?
+                }
+                _ => b.delete(CF_EVENTS, &event_key(id))?,
+            }
+        }
+        let msgs = std::mem::take(&mut self.out_msgs);
+        let first = self.cp.outbox_next;
+        for (i, m) in msgs.iter().enumerate() {
+            b.put(CF_OUTBOX, &(first + i as u64).to_be_bytes(), &m.encode())?;
+        }
+        self.cp.outbox_next = first + msgs.len() as u64;
+        self.cp.seq += 1;
+        self.cp.frontier = self.marks.frontier();
+        self.cp.max_ts = BTreeMap::new();
+        for ((t, p), ts) in self.marks.max_ts() {
+            self.cp.max_ts.entry(t.clone()).or_default().insert(*p, *ts);
+        }
+        b.put_checkpoint(&self.cp)?;
+        b.commit(true)?;
+        self.out_batches.clear();
+        if !msgs.is_empty() {
+            let next = self.outbox.deliver(&msgs)?;
+            self.record_delivered(next);
+            let mut b = self.store.batch();
+            for i in 0..msgs.len() as u64 {
+                b.delete(CF_OUTBOX, &(first + i).to_be_bytes())?;
+            }
+            b.put_checkpoint(&self.cp)?;
+            b.commit(false)?;
+        }
+        if self.cache.len() > CACHE_KEYS {
+            self.cache.clear();
+        }
+        self.last_checkpoint = Instant::now();
+        tracing::debug!(seq = self.cp.seq, frontier = %format_timestamp(self.cp.frontier), pending = self.pending.len(), "checkpoint");
+        Ok(())
+    }
+
+    /// Writes the online values of keys whose rows changed.
+    fn write_online(&mut self) -> Result<(), Error> {
+        let Some(writer) = self.online.as_mut() else {
+            return Ok(());
+        };
+        let mut per_group: Vec<Vec<OnlineUpdate>> =
+            (0..self.groups.len()).map(|_| Vec::new()).collect();
+        for ((g, _), e) in self.cache.iter_mut().filter(|(_, e)| e.online) {
+            e.online = false;
+            let Some(latest) = e.rows.latest() else {
+                continue;
+            };
+            let value = match &self.groups[*g].compiled.kind {
+                CompiledGroupKind::Row { .. } => OnlineValue::Row {
+                    ts: latest.ts,
+                    values: latest.values.clone(),
+                },
+                CompiledGroupKind::Window { features } => {
+                    let mut w = e.rows.window_rows(features, true);
+                    w.retain_for(features, latest.ts);
+                    OnlineValue::Window(w)
+                }
+            };
+            per_group[*g].push(OnlineUpdate {
+                key: e.key.clone(),
+                value,
+            });
+        }
+        for (g, updates) in per_group.into_iter().enumerate() {
+            if !updates.is_empty() {
+                writer
+                    .write(self.groups[g].name(), updates)
+                    .map_err(Error::Online)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A row's tie-order bytes and state values.
+type TiedValues = (Vec<u8>, Vec<Value>);
+
+/// A group's state values and tie bytes for each row of a batch of its source.
+fn state_values(g: &CompiledGroup, batch: &RecordBatch) -> Result<Vec<TiedValues>, Error> {
+    let n = batch.num_rows();
+    let eval = |e: &CompiledExpr| e.evaluate(batch);
+    let (cols, ties): (Vec<ArrayRef>, Vec<Vec<u8>>) = match &g.kind {
+        CompiledGroupKind::Row {
+            tie_break,
+            features,
+            ..
+        } => {
+            let values = features.iter().map(eval).collect::<Result<Vec<_>, _>>()?;
+            let tb: Vec<ArrayRef> = tie_break.iter().map(|&i| batch.column(i).clone()).collect();
+            let ties = TieOrder::keys(&row_tie_columns(&tb, &values), n)?;
+            (values, ties)
+        }
+        CompiledGroupKind::Window { features } => {
+            let inputs = features
+                .iter()
+                .map(|f| f.input.as_ref().map(eval).transpose())
+                .collect::<Result<Vec<_>, _>>()?;
+            let filters = features
+                .iter()
+                .map(|f| f.filter.as_ref().map(eval).transpose())
+                .collect::<Result<Vec<_>, _>>()?;
+            let ties = TieOrder::keys(&window_tie_columns(&inputs, &filters), n)?;
+            let mut cols = Vec::new();
+            for (i, f) in inputs.into_iter().zip(filters) {
+                cols.extend(i);
+                cols.extend(f);
+            }
+            (cols, ties)
+        }
+    };
+    let filters: Vec<bool> = match &g.kind {
+        CompiledGroupKind::Row { .. } => vec![false; cols.len()],
+        CompiledGroupKind::Window { features } => features
+            .iter()
+            .flat_map(|f| {
+                let mut v = Vec::new();
+                if f.input.is_some() {
+                    v.push(false);
+                }
+                if f.filter.is_some() {
+                    v.push(true);
+                }
+                v
+            })
+            .collect(),
+    };
+    ties.into_iter()
+        .enumerate()
+        .map(|(r, tie)| {
+            let vals = cols
+                .iter()
+                .zip(&filters)
+                .map(|(c, &is_filter)| {
+                    if is_filter {
+                        let b = c.as_boolean();
+                        Ok(Value::Boolean(b.is_valid(r) && b.value(r)))
+                    } else {
+                        value_at(c, r)
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((tie, vals))
+        })
+        .collect::<Result<Vec<_>, fstore_registry::Error>>()
+        .map_err(Error::from)
+}

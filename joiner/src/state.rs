@@ -1,0 +1,339 @@
+//! One key's rows of one feature group, as the joiner keeps them: in the order of
+//! [`fstore_registry::order`] (event time, then tie order), each marked late or not.
+//!
+//! Samples see only rows that were not late; the online store sees them all. Garbage
+//! collection keeps what an event at or after the frontier can still need:
+//! - a row group: every row at or after the frontier, the last on-time row before it (the
+//!   as-of candidate) unless the TTL has already expired it for every such event, and the
+//!   key's latest row (the online value);
+//! - a window group: the rows of the longest window before the frontier, and the latest row.
+//!
+//! Stored form (RocksDB value): a version byte, the row count (LEB128), then per row its event
+//! time (i64 LE), a late flag, the tie bytes (LEB128 length + bytes) and its values in the
+//! group's state codec (LEB128 length + bytes).
+
+use fstore_registry::codec::{Codec, Value};
+use fstore_registry::compiled::CompiledWindow;
+use fstore_registry::order::expired;
+use fstore_registry::window::WindowRows;
+
+use crate::Error;
+
+const STATE_VERSION: u8 = 1;
+
+/// One row of a key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateRow {
+    pub ts: i64,
+    /// Tie-order bytes ([`fstore_registry::order::TieOrder::keys`]).
+    pub tie: Vec<u8>,
+    /// Arrived behind the frontier: online only.
+    pub late: bool,
+    /// A row group's features, or a window group's inputs and filter results (per feature:
+    /// the input if any, then the filter result as BOOLEAN if any).
+    pub values: Vec<Value>,
+}
+
+/// What the as-of rule gives an event.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AsOf<'a> {
+    NoRow,
+    Expired,
+    Found(&'a StateRow),
+}
+
+/// A key's rows in order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeyRows {
+    pub rows: Vec<StateRow>,
+}
+
+impl KeyRows {
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Inserts a row in order; after rows that compare equal (identical in every value that
+    /// counts, so their order does not matter).
+    pub fn insert(&mut self, row: StateRow) {
+        let at = self
+            .rows
+            .partition_point(|r| (r.ts, r.tie.as_slice()) <= (row.ts, row.tie.as_slice()));
+        self.rows.insert(at, row);
+    }
+
+    /// The row an event at `t` joins: the last on-time row at or before `t`, unless the TTL
+    /// has expired it.
+    pub fn as_of(&self, t: i64, ttl_us: Option<i64>) -> AsOf<'_> {
+        let upto = self.rows.partition_point(|r| r.ts <= t);
+        match self.rows[..upto].iter().rev().find(|r| !r.late) {
+            None => AsOf::NoRow,
+            Some(r) if expired(t, r.ts, ttl_us) => AsOf::Expired,
+            Some(r) => AsOf::Found(r),
+        }
+    }
+
+    /// The latest row, late or not: the key's online value.
+    pub fn latest(&self) -> Option<&StateRow> {
+        self.rows.last()
+    }
+
+    /// The rows as window aggregates fold them: on-time rows only, or all (online).
+    pub fn window_rows(&self, features: &[CompiledWindow], with_late: bool) -> WindowRows {
+        let mut out = WindowRows::empty(features);
+        for r in self.rows.iter().filter(|r| with_late || !r.late) {
+            out.ts.push(r.ts);
+            let mut v = r.values.iter();
+            for (fi, f) in features.iter().enumerate() {
+                if f.input.is_some()
+                    && let Some(inputs) = &mut out.inputs[fi]
+                {
+                    inputs.push(v.next().cloned().unwrap_or(Value::Null));
+                }
+                if f.filter.is_some()
+                    && let Some(passes) = &mut out.passes[fi]
+                {
+                    passes.push(matches!(v.next(), Some(Value::Boolean(true))));
+                }
+            }
+        }
+        out
+    }
+
+    /// Drops a row group's rows no event at or after `frontier` can join (see the module docs).
+    pub fn collect_row_group(&mut self, frontier: i64, ttl_us: Option<i64>) {
+        let before = self.rows.partition_point(|r| r.ts < frontier);
+        let candidate = self.rows[..before].iter().rposition(|r| !r.late);
+        let last = self.rows.len().checked_sub(1);
+        let mut i = 0;
+        self.rows.retain(|r| {
+            let keep = i >= before
+                || (Some(i) == candidate && !expired(frontier, r.ts, ttl_us))
+                || Some(i) == last;
+            i += 1;
+            keep
+        });
+    }
+
+    /// Drops a window group's rows before the longest window of `frontier`, keeping the latest.
+    pub fn collect_window_group(&mut self, frontier: i64, longest_us: i64) {
+        let cut = self
+            .rows
+            .partition_point(|r| r.ts < frontier.saturating_sub(longest_us));
+        let cut = cut.min(self.rows.len().saturating_sub(1));
+        self.rows.drain(..cut);
+    }
+
+    /// The stored form.
+    pub fn encode(&self, codec: &Codec) -> Result<Vec<u8>, Error> {
+        let mut out = vec![STATE_VERSION];
+        put_len(&mut out, self.rows.len());
+        for r in &self.rows {
+            out.extend_from_slice(&r.ts.to_le_bytes());
+            out.push(u8::from(r.late));
+            put_len(&mut out, r.tie.len());
+            out.extend_from_slice(&r.tie);
+            let v = codec.encode(r.ts, &r.values)?;
+            put_len(&mut out, v.len());
+            out.extend_from_slice(&v);
+        }
+        Ok(out)
+    }
+
+    /// Reads the stored form; damage is an error, never a panic.
+    pub fn decode(codec: &Codec, bytes: &[u8]) -> Result<Self, Error> {
+        let mut r = Cursor { buf: bytes, pos: 0 };
+        let version = r.u8()?;
+        if version != STATE_VERSION {
+            return Err(Error::State(format!(
+                "key state version {version}, expected {STATE_VERSION}"
+            )));
+        }
+        let n = r.length()?;
+        let mut rows = Vec::with_capacity(n.min(1 << 16));
+        for _ in 0..n {
+            let ts = i64::from_le_bytes(r.take(8)?.try_into().expect("8 bytes"));
+            let late = r.u8()? != 0;
+            let tie_len = r.length()?;
+            let tie = r.take(tie_len)?.to_vec();
+            let v_len = r.length()?;
+            let row = codec.decode(r.take(v_len)?)?;
+            rows.push(StateRow {
+                ts,
+                tie,
+                late,
+                values: row.values,
+            });
+        }
+        if r.pos != bytes.len() {
+            return Err(Error::State("trailing bytes after key state".into()));
+        }
+        Ok(KeyRows { rows })
+    }
+}
+
+/// LEB128.
+pub fn put_len(out: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// Reads what the state encodings write.
+pub struct Cursor<'a> {
+    pub buf: &'a [u8],
+    pub pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn u8(&mut self) -> Result<u8, Error> {
+        Ok(self.take(1)?[0])
+    }
+
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or_else(|| Error::State("truncated state value".into()))?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    pub fn length(&mut self) -> Result<usize, Error> {
+        let mut n: usize = 0;
+        for i in 0..10 {
+            let b = self.u8()?;
+            n |= usize::from(b & 0x7f)
+                .checked_shl(7 * i)
+                .ok_or_else(|| Error::State("length overflows".into()))?;
+            if b & 0x80 == 0 {
+                return Ok(n);
+            }
+        }
+        Err(Error::State("length overflows".into()))
+    }
+
+    pub fn done(&self) -> bool {
+        self.pos == self.buf.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fstore_registry::DataType;
+
+    fn row(ts: i64, tie: u8, late: bool, v: i64) -> StateRow {
+        StateRow {
+            ts,
+            tie: vec![tie],
+            late,
+            values: vec![Value::Int64(v)],
+        }
+    }
+
+    fn rows(list: &[StateRow]) -> KeyRows {
+        let mut k = KeyRows::default();
+        for r in list {
+            k.insert(r.clone());
+        }
+        k
+    }
+
+    fn value(a: AsOf<'_>) -> Option<i64> {
+        match a {
+            AsOf::Found(r) => match r.values[0] {
+                Value::Int64(v) => Some(v),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn inserts_keep_event_time_then_tie_order() {
+        let k = rows(&[
+            row(20, 1, false, 1),
+            row(10, 9, false, 2),
+            row(20, 0, false, 3),
+            row(20, 1, false, 4),
+        ]);
+        let order: Vec<i64> = k
+            .rows
+            .iter()
+            .map(|r| value(AsOf::Found(r)).unwrap())
+            .collect();
+        assert_eq!(order, [2, 3, 1, 4]);
+    }
+
+    #[test]
+    fn as_of_is_inclusive_picks_the_greatest_tie_and_skips_late_rows() {
+        let k = rows(&[
+            row(10, 0, false, 1),
+            row(20, 5, false, 2),
+            row(20, 7, false, 3),
+            row(25, 0, true, 4),
+            row(30, 0, false, 5),
+        ]);
+        assert_eq!(k.as_of(9, None), AsOf::NoRow);
+        assert_eq!(value(k.as_of(10, None)), Some(1));
+        assert_eq!(value(k.as_of(20, None)), Some(3));
+        assert_eq!(
+            value(k.as_of(29, None)),
+            Some(3),
+            "the late row is not joined"
+        );
+        assert_eq!(value(k.as_of(30, Some(0))), Some(5));
+        assert_eq!(k.as_of(31, Some(0)), AsOf::Expired);
+        assert_eq!(value(k.as_of(30, Some(10))), Some(5));
+        assert_eq!(value(k.latest().map(AsOf::Found).unwrap()), Some(5));
+    }
+
+    #[test]
+    fn collection_keeps_what_later_events_need() {
+        let mut k = rows(&[
+            row(10, 0, false, 1),
+            row(20, 0, false, 2),
+            row(25, 0, true, 3),
+            row(40, 0, false, 4),
+        ]);
+        let before = k.clone();
+        k.collect_row_group(30, None);
+        for t in 30..50 {
+            assert_eq!(k.as_of(t, None), before.as_of(t, None), "t = {t}");
+        }
+        assert_eq!(k.rows.len(), 2);
+        // Everything before the frontier and already expired for it goes, but the latest.
+        let mut k = before.clone();
+        k.collect_row_group(50, Some(5));
+        assert_eq!(k.rows.len(), 1);
+        assert_eq!(k.as_of(50, Some(5)), AsOf::Expired);
+
+        let mut w = before.clone();
+        w.collect_window_group(30, 10);
+        assert_eq!(
+            w.rows.iter().map(|r| r.ts).collect::<Vec<_>>(),
+            [20, 25, 40]
+        );
+        w.collect_window_group(1_000, 10);
+        assert_eq!(w.rows.len(), 1, "the latest row stays");
+    }
+
+    #[test]
+    fn the_stored_form_round_trips_and_damage_is_an_error() {
+        let codec = Codec::new("0123456789abcdef", vec![DataType::Int64]).unwrap();
+        let k = rows(&[row(-5, 3, true, i64::MIN), row(7, 0, false, 42)]);
+        let bytes = k.encode(&codec).unwrap();
+        assert_eq!(KeyRows::decode(&codec, &bytes).unwrap(), k);
+        for cut in 0..bytes.len() {
+            assert!(KeyRows::decode(&codec, &bytes[..cut]).is_err());
+        }
+        let mut extra = bytes.clone();
+        extra.push(0);
+        assert!(KeyRows::decode(&codec, &extra).is_err());
+    }
+}

@@ -1,0 +1,270 @@
+//! `fstore join`: the streaming joiner, with the online store wired in.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use fstore_joiner::{
+    Instance, JoinConfig, Joiner, OnlineUpdate, OnlineValue, OnlineWriter, SinkTarget,
+};
+use fstore_online::OnlineStore;
+use fstore_online::layout::GroupLayout;
+use fstore_registry::Registry;
+use fstore_registry::json::format_timestamp;
+use fstore_registry::model::Definitions;
+
+use crate::exit::CliError;
+
+/// Arguments of `fstore join`.
+#[derive(Debug, clap::Args)]
+pub struct JoinArgs {
+    /// The sample spec to compute.
+    pub spec: String,
+    /// Kafka bootstrap servers, host:port[,host:port…].
+    #[arg(long, env = "FSTORE_KAFKA_BROKERS")]
+    pub brokers: String,
+    /// Folder of the joiner's state (RocksDB): key state, pending events, checkpoints.
+    #[arg(long)]
+    pub state: PathBuf,
+    /// Where samples go: kafka://TOPIC (JSON, keyed by the event's key) or parquet://DIR
+    /// (dated Parquet files like `fstore sample`).
+    #[arg(long)]
+    pub sink: String,
+    /// Also keep an online store fresh: redis://… or rocksdb:///… (newer values win).
+    #[arg(long)]
+    pub online: Option<String>,
+    /// Key namespace in the online store.
+    #[arg(long, default_value = "fstore")]
+    pub namespace: String,
+    /// How late (in event time) a row may arrive behind its partition's newest and still be
+    /// joined, e.g. 30s, 10m, 1h.
+    #[arg(long, default_value = "1m")]
+    pub lateness: String,
+    /// Process the messages present at the start, emit every sample, commit, exit 0.
+    #[arg(long)]
+    pub until_end: bool,
+    /// Dead-letter topic (default: fstore-SPEC-dead-letter).
+    #[arg(long)]
+    pub dead_letter: Option<String>,
+    /// Read a source from another topic: NAME=TOPIC. Repeatable.
+    #[arg(long = "topic", value_name = "NAME=TOPIC")]
+    pub topics: Vec<String>,
+    /// How often state, offsets and output are committed together, e.g. 5s, 500ms.
+    #[arg(long, default_value = "5s")]
+    pub checkpoint_interval: String,
+    /// A partition quiet this long stops holding the watermark back (not with --until-end).
+    #[arg(long, default_value = "30s")]
+    pub idle_timeout: String,
+    /// This instance's share of the partitions: I/N (see README, scaling out).
+    #[arg(long, default_value = "0/1")]
+    pub instance: String,
+    /// A source every instance reads whole (not partitioned like the events). Repeatable.
+    #[arg(long)]
+    pub broadcast: Vec<String>,
+    /// An extra librdkafka setting for every client, KEY=VALUE (e.g. security.protocol=SSL).
+    /// Repeatable.
+    #[arg(long = "kafka-option", value_name = "KEY=VALUE")]
+    pub kafka_options: Vec<String>,
+    /// Messages read per step at most.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_batch: usize,
+}
+
+fn joiner_err(e: fstore_joiner::Error) -> CliError {
+    CliError {
+        user: e.is_user_error(),
+        message: e.to_string(),
+    }
+}
+
+fn pairs(list: &[String], what: &str) -> Result<Vec<(String, String)>, CliError> {
+    list.iter()
+        .map(|s| {
+            s.split_once('=')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .ok_or_else(|| CliError::user(format!("{what} \"{s}\": expected NAME=VALUE")))
+        })
+        .collect()
+}
+
+/// Writes the joiner's online values through the group layouts `fstore serve` reads.
+struct StoreWriter {
+    rt: tokio::runtime::Runtime,
+    store: OnlineStore,
+    layouts: BTreeMap<String, GroupLayout>,
+}
+
+impl OnlineWriter for StoreWriter {
+    fn write(&mut self, group: &str, updates: Vec<OnlineUpdate>) -> Result<(), String> {
+        let layout = self
+            .layouts
+            .get(group)
+            .ok_or_else(|| format!("no layout for group \"{group}\""))?;
+        let entries = updates
+            .into_iter()
+            .map(|u| {
+                let key = layout.key(&u.key).map_err(|e| e.to_string())?;
+                let value = match &u.value {
+                    OnlineValue::Row { ts, values } => layout.encode(*ts, values),
+                    OnlineValue::Window(rows) => layout.encode_window(rows),
+                }
+                .map_err(|e| e.to_string())?;
+                Ok((key, value))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        for chunk in entries.chunks(1000) {
+            self.rt
+                .block_on(self.store.put_newer(chunk.to_vec()))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+fn online_writer(
+    url: &str,
+    namespace: &str,
+    defs: &Definitions,
+    spec: &str,
+) -> Result<StoreWriter, CliError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError {
+            user: false,
+            message: e.to_string(),
+        })?;
+    let store = rt.block_on(OnlineStore::open(url)).map_err(|e| CliError {
+        user: matches!(e, fstore_online::Error::BadUrl(_)),
+        message: e.to_string(),
+    })?;
+    let mut layouts = BTreeMap::new();
+    for j in &defs.spec(spec)?.joins {
+        let layout = GroupLayout::new(namespace, defs, &j.group).map_err(|e| CliError {
+            user: false,
+            message: e.to_string(),
+        })?;
+        layouts.insert(j.group.clone(), layout);
+    }
+    Ok(StoreWriter { rt, store, layouts })
+}
+
+/// SIGTERM or Ctrl-C sets the flag; the joiner commits and exits at its next step.
+fn stop_flag() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            let ctrl_c = tokio::signal::ctrl_c();
+            #[cfg(unix)]
+            {
+                if let Ok(mut term) =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                {
+                    tokio::select! {
+                        _ = ctrl_c => {}
+                        _ = term.recv() => {}
+                    }
+                } else {
+                    let _ = ctrl_c.await;
+                }
+            }
+            #[cfg(not(unix))]
+            let _ = ctrl_c.await;
+        });
+        flag.store(true, Ordering::Relaxed);
+    });
+    stop
+}
+
+pub fn run(registry: &Path, args: JoinArgs) -> Result<(), CliError> {
+    let started = Instant::now();
+    let snap = Registry::new(registry).require_current()?;
+    let defs = &snap.definitions;
+    defs.spec(&args.spec)?;
+    let cfg = JoinConfig {
+        spec: args.spec.clone(),
+        brokers: args.brokers.clone(),
+        state_dir: args.state.clone(),
+        sink: SinkTarget::parse(&args.sink).map_err(joiner_err)?,
+        dead_letter_topic: args
+            .dead_letter
+            .clone()
+            .unwrap_or_else(|| format!("fstore-{}-dead-letter", args.spec)),
+        lateness_us: fstore_joiner::config::parse_duration(&args.lateness)
+            .map_err(|e| CliError::user(format!("--lateness: {e}")))?,
+        until_end: args.until_end,
+        topics: pairs(&args.topics, "--topic")?.into_iter().collect(),
+        checkpoint_interval: fstore_joiner::config::parse_std_duration(&args.checkpoint_interval)
+            .map_err(|e| CliError::user(format!("--checkpoint-interval: {e}")))?,
+        idle_timeout: fstore_joiner::config::parse_std_duration(&args.idle_timeout)
+            .map_err(|e| CliError::user(format!("--idle-timeout: {e}")))?,
+        instance: Instance::parse(&args.instance).map_err(joiner_err)?,
+        broadcast: args.broadcast.iter().cloned().collect::<BTreeSet<_>>(),
+        kafka_options: pairs(&args.kafka_options, "--kafka-option")?,
+        max_batch: args.max_batch.max(1),
+    };
+    if cfg.lateness_us < 0 {
+        return Err(CliError::user("--lateness must not be negative"));
+    }
+    let online: Option<Box<dyn OnlineWriter>> = match &args.online {
+        Some(url) => Some(Box::new(online_writer(
+            url,
+            &args.namespace,
+            defs,
+            &args.spec,
+        )?)),
+        None => None,
+    };
+    let stop = stop_flag();
+    let mut joiner = Joiner::open(cfg, defs, snap.version, online).map_err(joiner_err)?;
+    tracing::info!(spec = %args.spec, sink = %args.sink, until_end = args.until_end, "joiner started");
+    let summary = joiner.run(&stop).map_err(joiner_err)?;
+    let c = &summary.counters;
+    let dead: u64 = c.dead_letters.values().sum();
+    println!(
+        "join {}: {} messages, {} events, {} samples, {} dead letters, {} late; frontier {}, {} events pending, {} checkpoints ({:.2?})",
+        args.spec,
+        c.messages,
+        c.events,
+        c.samples,
+        dead,
+        c.late,
+        if summary.frontier == i64::MIN {
+            "not set".to_string()
+        } else {
+            format_timestamp(summary.frontier)
+        },
+        summary.pending,
+        summary.checkpoints,
+        started.elapsed()
+    );
+    for (kind, n) in &c.dead_letters {
+        println!("  dead letters {kind}: {n}");
+    }
+    for (alias, n) in &c.no_row {
+        println!(
+            "  join {alias}: {n} events without a row, {} expired by TTL",
+            c.expired.get(alias).copied().unwrap_or(0)
+        );
+    }
+    tracing::info!(
+        spec = %args.spec,
+        messages = c.messages,
+        events = c.events,
+        samples = c.samples,
+        dead_letters = dead,
+        late = c.late,
+        seconds = started.elapsed().as_secs_f64(),
+        "joiner stopped"
+    );
+    Ok(())
+}

@@ -1,0 +1,589 @@
+//! The streaming joiner against the real broker: `fstore join` on the example's rows, produced
+//! in arrival order (late within the lateness) to partitioned topics, makes exactly the samples
+//! `fstore sample` makes from the same rows; so it does across kill -9 restarts, to Parquet and
+//! to Kafka; bad and late messages go to the dead-letter topic with their reasons.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
+use fstore_registry::codec::Value;
+use fstore_registry::rows::value_at;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+use crate::support::{assert_no_diffs, fstore, repo, service, text, unique};
+
+/// The example's sources and the entity key each topic is partitioned by.
+const TABLES: [(&str, &str); 3] = [
+    ("impressions", "user_id"),
+    ("user_profile", "user_id"),
+    ("item_stats", "item_id"),
+];
+
+/// A test's topics (unique names) and folders.
+pub struct Setup {
+    pub brokers: String,
+    pub work: tempfile::TempDir,
+    pub registry: PathBuf,
+    /// Source name → topic.
+    pub topics: BTreeMap<String, String>,
+    pub dead_letter: String,
+}
+
+impl Setup {
+    pub async fn new(brokers: &str, partitions: &[(&str, i32)]) -> Setup {
+        let work = tempfile::tempdir().unwrap();
+        let registry = work.path().join("registry");
+        let out = fstore(
+            &[
+                "apply",
+                repo().join("examples/ctr").to_str().unwrap(),
+                "--registry",
+                registry.to_str().unwrap(),
+            ],
+            work.path(),
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let topics: BTreeMap<String, String> = TABLES
+            .iter()
+            .map(|(t, _)| (t.to_string(), unique(&format!("join-{t}"))))
+            .collect();
+        let dead_letter = unique("join-dead");
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .create()
+            .unwrap();
+        let new: Vec<NewTopic<'_>> = TABLES
+            .iter()
+            .map(|(t, _)| {
+                let n = partitions
+                    .iter()
+                    .find(|(name, _)| name == t)
+                    .map_or(1, |(_, n)| *n);
+                NewTopic::new(&topics[*t], n, TopicReplication::Fixed(1))
+            })
+            .collect();
+        let created = admin
+            .create_topics(&new, &AdminOptions::new())
+            .await
+            .unwrap();
+        assert!(created.iter().all(Result::is_ok), "{created:?}");
+        Setup {
+            brokers: brokers.to_string(),
+            work,
+            registry,
+            topics,
+            dead_letter,
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.work.path().join(name)
+    }
+
+    /// `fstore join ctr` with this setup's topics and registry, plus `extra`.
+    pub fn join_command(&self, state: &str, sink: &str, extra: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fstore"));
+        cmd.current_dir(self.work.path())
+            .env_remove("FSTORE_REGISTRY")
+            .args(["join", "ctr", "--registry"])
+            .arg(&self.registry)
+            .args(["--brokers", &self.brokers, "--state"])
+            .arg(self.path(state))
+            .args(["--sink", sink, "--dead-letter", &self.dead_letter]);
+        for (s, t) in &self.topics {
+            cmd.args(["--topic", &format!("{s}={t}")]);
+        }
+        cmd.args(extra);
+        cmd
+    }
+
+    pub fn join(&self, state: &str, sink: &str, extra: &[&str]) -> Output {
+        self.join_command(state, sink, extra).output().unwrap()
+    }
+}
+
+/// Rows of an arrival-ordered `events.jsonl` (each with its `table`) as (topic, key, JSON).
+pub fn messages(setup: &Setup, events: &Path) -> Vec<(String, String, String)> {
+    fs::read_to_string(events)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let mut obj: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(line).unwrap();
+            let table = obj.remove("table").unwrap();
+            let table = table.as_str().unwrap();
+            let key_col = TABLES.iter().find(|(t, _)| *t == table).unwrap().1;
+            let key = match &obj[key_col] {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (
+                setup.topics[table].clone(),
+                key,
+                serde_json::Value::Object(obj).to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Produces messages in order, each keyed (so a key stays in one partition).
+pub async fn produce(brokers: &str, msgs: &[(String, String, String)]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    for chunk in msgs.chunks(500) {
+        let sends = chunk.iter().map(|(topic, key, payload)| {
+            producer.send(
+                FutureRecord::to(topic).key(key).payload(payload),
+                Duration::from_secs(30),
+            )
+        });
+        for r in futures::future::join_all(sends).await {
+            r.map_err(|(e, _)| e).expect("produce acked");
+        }
+    }
+}
+
+/// Every message of a topic: (key, payload, headers).
+pub fn consume_all(
+    brokers: &str,
+    topic: &str,
+) -> Vec<(Option<Vec<u8>>, Vec<u8>, HashMap<String, String>)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("join-reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let partitions: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
+    let mut tpl = TopicPartitionList::new();
+    let mut ends = BTreeMap::new();
+    for &p in &partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+        let (_, high) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .unwrap();
+        ends.insert(p, high);
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let mut next: BTreeMap<i32, i64> = partitions.iter().map(|&p| (p, 0)).collect();
+    let mut quiet = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "reading {topic} took too long");
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(m) => {
+                let m = m.unwrap();
+                next.insert(m.partition(), m.offset() + 1);
+                let mut headers = HashMap::new();
+                if let Some(h) = m.headers() {
+                    for i in 0..h.count() {
+                        let h = h.get(i);
+                        headers.insert(
+                            h.key.to_string(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        );
+                    }
+                }
+                out.push((
+                    m.key().map(<[u8]>::to_vec),
+                    m.payload().unwrap_or_default().to_vec(),
+                    headers,
+                ));
+                quiet = Instant::now();
+            }
+            None => {
+                let reached = next.iter().all(|(p, o)| *o >= ends[p]);
+                if reached && quiet.elapsed() > Duration::from_millis(700) {
+                    return out;
+                }
+            }
+        }
+    }
+}
+
+/// Every row of the Parquet files under `dir` (dot-files skipped).
+pub fn read_parquet_dir(dir: &Path) -> Vec<RecordBatch> {
+    let mut files = Vec::new();
+    if !dir.exists() {
+        return Vec::new();
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let hidden = p.file_name().unwrap().to_string_lossy().starts_with('.');
+            if p.is_dir() {
+                stack.push(p);
+            } else if !hidden && p.extension().is_some_and(|x| x == "parquet") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            fs::File::open(&f).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        out.extend(r.map(|b| b.unwrap()));
+    }
+    out
+}
+
+/// Samples keyed by request_id: column name → value per row. Panics on a duplicate id.
+pub fn by_request_id(batches: &[RecordBatch]) -> BTreeMap<i64, Vec<(String, Value)>> {
+    let mut out = BTreeMap::new();
+    for b in batches {
+        let ids = b
+            .column_by_name("request_id")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        for r in 0..b.num_rows() {
+            let row: Vec<(String, Value)> = b
+                .schema()
+                .fields()
+                .iter()
+                .zip(b.columns())
+                .map(|(f, c)| (f.name().clone(), value_at(c, r).unwrap()))
+                .collect();
+            let prev = out.insert(ids.value(r), row);
+            assert!(prev.is_none(), "request_id {} twice", ids.value(r));
+        }
+    }
+    out
+}
+
+/// Samples as JSON messages (the Kafka sink), keyed by request_id.
+pub fn json_by_request_id(
+    msgs: &[(Option<Vec<u8>>, Vec<u8>, HashMap<String, String>)],
+    columns: &[fstore_registry::model::Column],
+) -> BTreeMap<i64, Vec<(String, Value)>> {
+    let mut out = BTreeMap::new();
+    for (_, payload, _) in msgs {
+        let values = fstore_registry::json::decode_row(columns, payload).unwrap();
+        let id = match values[0] {
+            Value::Int64(i) => i,
+            ref v => panic!("request_id {v:?}"),
+        };
+        let row = columns
+            .iter()
+            .zip(values)
+            .map(|(c, v)| (c.name.clone(), v))
+            .collect();
+        assert!(out.insert(id, row).is_none(), "request_id {id} twice");
+    }
+    out
+}
+
+/// Fails with the differing cells (bitwise; NULL is not NaN) of two sample sets.
+pub fn assert_same(
+    got: &BTreeMap<i64, Vec<(String, Value)>>,
+    want: &BTreeMap<i64, Vec<(String, Value)>>,
+    columns: Option<&[&str]>,
+) {
+    let mut diffs = Vec::new();
+    let mut cells = 0;
+    for id in want.keys().filter(|k| !got.contains_key(k)) {
+        diffs.push(format!(
+            "request_id {id}: missing from the stream's samples"
+        ));
+    }
+    for id in got.keys().filter(|k| !want.contains_key(k)) {
+        diffs.push(format!("request_id {id}: only in the stream's samples"));
+    }
+    for (id, w) in want {
+        let Some(g) = got.get(id) else { continue };
+        for (name, wv) in w {
+            if columns.is_some_and(|c| !c.contains(&name.as_str())) {
+                continue;
+            }
+            cells += 1;
+            let gv = g.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+            if gv != Some(wv) {
+                diffs.push(format!(
+                    "request_id {id} {name}: stream {gv:?}, batch {wv:?}"
+                ));
+            }
+        }
+    }
+    assert!(cells > 0 || want.is_empty(), "no cells compared");
+    assert_no_diffs(diffs, cells);
+}
+
+/// `fstore sample ctr` over the example's Parquet files (or `sources`).
+pub fn batch_samples(setup: &Setup, sources: &[(&str, PathBuf)]) -> Vec<RecordBatch> {
+    let out = setup.path(&unique("batch"));
+    let mut args: Vec<String> = vec![
+        "sample".into(),
+        "ctr".into(),
+        "--registry".into(),
+        setup.registry.display().to_string(),
+        "--out".into(),
+        out.display().to_string(),
+    ];
+    for (s, p) in sources {
+        args.push("--source".into());
+        args.push(format!("{s}={}", p.display()));
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = fstore(&refs, setup.work.path());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    read_parquet_dir(&out)
+}
+
+fn example_sources() -> Vec<(&'static str, PathBuf)> {
+    ["impressions", "user_profile", "item_stats"]
+        .iter()
+        .map(|s| (*s, repo().join(format!("examples/ctr/data/{s}.parquet"))))
+        .collect()
+}
+
+fn ok(o: &Output) -> String {
+    let t = text(o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    t
+}
+
+#[tokio::test]
+async fn stream_samples_equal_the_batch_on_the_example_data() {
+    let Some(brokers) = service("FSTORE_KAFKA_BROKERS") else {
+        return;
+    };
+    let setup = Setup::new(
+        &brokers,
+        &[("impressions", 3), ("user_profile", 3), ("item_stats", 2)],
+    )
+    .await;
+    let msgs = messages(&setup, &repo().join("examples/ctr/data/events.jsonl"));
+    produce(&brokers, &msgs).await;
+    let out = setup.path("samples");
+    let t = ok(&setup.join(
+        "state",
+        &format!("parquet://{}", out.display()),
+        &["--until-end", "--lateness", "15m"],
+    ));
+    assert!(t.contains("0 dead letters"), "{t}");
+    eprintln!("{t}");
+    let got = by_request_id(&read_parquet_dir(&out));
+    let want = by_request_id(&batch_samples(&setup, &example_sources()));
+    assert_eq!(got.len(), want.len());
+    assert_same(&got, &want, None);
+
+    // The files are what `fstore sample` writes: same schema and spec metadata.
+    let files = read_parquet_dir(&out);
+    let batch = batch_samples(&setup, &example_sources());
+    assert_eq!(files[0].schema(), batch[0].schema());
+
+    // A second run on the same state reads nothing new and writes nothing again.
+    let t = ok(&setup.join(
+        "state",
+        &format!("parquet://{}", out.display()),
+        &["--until-end", "--lateness", "15m"],
+    ));
+    assert!(t.contains(&format!("{} samples", got.len())), "{t}");
+    assert_eq!(by_request_id(&read_parquet_dir(&out)).len(), got.len());
+}
+
+/// Runs the joiner to the end, killing it with SIGKILL at each of `kills`: after that many
+/// checkpoints of the run (read from its debug log) plus that many milliseconds, so kills land
+/// between and inside checkpoints. Returns how many kills hit a running process.
+fn run_with_kills(
+    mut cmd: impl FnMut() -> Command,
+    kills: &[(usize, u64)],
+    mut progress: impl FnMut() -> usize,
+) -> usize {
+    use std::io::BufRead;
+    let mut hit = 0;
+    for &(checkpoints, ms) in kills {
+        let mut child = cmd()
+            .env("FSTORE_LOG", "fstore_joiner=debug")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.contains("\"message\":\"checkpoint\"") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        let mut seen = 0;
+        while seen < checkpoints {
+            match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(()) => seen += 1,
+                Err(_) => break, // exited (or hung: the wait below tells)
+            }
+        }
+        std::thread::sleep(Duration::from_millis(ms));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            hit += 1;
+        }
+        let status = child.wait().unwrap();
+        assert!(
+            status.success() || status.code().is_none(),
+            "the joiner failed before its kill: {status:?}"
+        );
+        eprintln!(
+            "killed after {seen} checkpoints + {ms} ms; output so far: {}",
+            progress()
+        );
+    }
+    let o = cmd().output().unwrap();
+    ok(&o);
+    hit
+}
+
+/// Kill points spread over a run, different each time (the test's clock), printed for replay.
+fn kill_points() -> Vec<(usize, u64)> {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let mut x = seed | 1;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let points: Vec<(usize, u64)> = (0..3)
+        .map(|_| (1 + (next() % 5) as usize, next() % 25))
+        .collect();
+    eprintln!("kill -9 after (checkpoints, ms): {points:?}");
+    points
+}
+
+#[tokio::test]
+async fn kill_9_restarts_give_the_same_parquet_samples() {
+    let Some(brokers) = service("FSTORE_KAFKA_BROKERS") else {
+        return;
+    };
+    let setup = Setup::new(
+        &brokers,
+        &[("impressions", 3), ("user_profile", 2), ("item_stats", 1)],
+    )
+    .await;
+    produce(
+        &brokers,
+        &messages(&setup, &repo().join("examples/ctr/data/events.jsonl")),
+    )
+    .await;
+    let out = setup.path("samples");
+    let sink = format!("parquet://{}", out.display());
+    let args = [
+        "--until-end",
+        "--lateness",
+        "15m",
+        "--checkpoint-interval",
+        "50ms",
+        "--max-batch",
+        "40",
+    ];
+    let hit = run_with_kills(
+        || setup.join_command("state", &sink, &args),
+        &kill_points(),
+        || {
+            read_parquet_dir(&out)
+                .iter()
+                .map(RecordBatch::num_rows)
+                .sum()
+        },
+    );
+    eprintln!("{hit} of 3 kills hit a running joiner");
+    assert!(hit >= 1, "no kill landed while the joiner ran");
+    let got = by_request_id(&read_parquet_dir(&out));
+    let want = by_request_id(&batch_samples(&setup, &example_sources()));
+    assert_same(&got, &want, None);
+}
+
+#[tokio::test]
+async fn kill_9_restarts_give_the_same_kafka_samples_once_each() {
+    let Some(brokers) = service("FSTORE_KAFKA_BROKERS") else {
+        return;
+    };
+    let setup = Setup::new(
+        &brokers,
+        &[("impressions", 2), ("user_profile", 2), ("item_stats", 2)],
+    )
+    .await;
+    produce(
+        &brokers,
+        &messages(&setup, &repo().join("examples/ctr/data/events.jsonl")),
+    )
+    .await;
+    let topic = unique("join-samples");
+    let sink = format!("kafka://{topic}");
+    let args = [
+        "--until-end",
+        "--lateness",
+        "15m",
+        "--checkpoint-interval",
+        "50ms",
+        "--max-batch",
+        "40",
+    ];
+    let hit = run_with_kills(
+        || setup.join_command("state", &sink, &args),
+        &kill_points(),
+        || consume_all(&brokers, &topic).len(),
+    );
+    eprintln!("{hit} of 3 kills hit a running joiner");
+    assert!(hit >= 1, "no kill landed while the joiner ran");
+    let defs = fstore_registry::Registry::new(&setup.registry)
+        .require_current()
+        .unwrap()
+        .definitions;
+    let columns: Vec<fstore_registry::model::Column> = defs.specs["ctr"]
+        .columns
+        .iter()
+        .map(|c| fstore_registry::model::Column {
+            name: c.name.clone(),
+            dtype: c.dtype.clone(),
+        })
+        .collect();
+    let msgs = consume_all(&brokers, &topic);
+    // Keyed by the label event's key (user_id), identified by the event's position.
+    for (key, payload, headers) in &msgs {
+        let v: serde_json::Value = serde_json::from_slice(payload).unwrap();
+        assert_eq!(
+            key.as_deref().map(String::from_utf8_lossy).as_deref(),
+            v["user_id"].as_str(),
+            "sample key"
+        );
+        assert!(headers["fstore-id"].starts_with("ctr:"), "{headers:?}");
+    }
+    let got = json_by_request_id(&msgs, &columns);
+    let want = by_request_id(&batch_samples(&setup, &example_sources()));
+    assert_eq!(msgs.len(), want.len(), "every sample exactly once");
+    assert_same(&got, &want, None);
+}
