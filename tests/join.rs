@@ -587,3 +587,303 @@ async fn kill_9_restarts_give_the_same_kafka_samples_once_each() {
     assert_eq!(msgs.len(), want.len(), "every sample exactly once");
     assert_same(&got, &want, None);
 }
+
+/// Each key's online value as a request at `at` sees it, per group, from a namespace of a
+/// RocksDB online store: key → (found, features). EXPIRED and NOT_FOUND both read "absent":
+/// the joiner keeps a key whose row expired, a materialization leaves it out.
+async fn online_view(
+    url: &str,
+    namespace: &str,
+    registry: &Path,
+    keys: &BTreeMap<&str, Vec<Value>>,
+    at: i64,
+) -> BTreeMap<(String, String), (bool, Vec<Value>)> {
+    use fstore_online::layout::{GroupLayout, KeyStatus};
+    let defs = fstore_registry::Registry::new(registry)
+        .require_current()
+        .unwrap()
+        .definitions;
+    let store = fstore_online::OnlineStore::open(url).await.unwrap();
+    let mut out = BTreeMap::new();
+    for (group, entity_keys) in [
+        ("user_profile", &keys["user"]),
+        ("user_activity", &keys["user"]),
+        ("item_stats", &keys["item"]),
+    ] {
+        let layout = GroupLayout::new(namespace, &defs, group).unwrap();
+        let online_keys: Vec<String> = entity_keys
+            .iter()
+            .map(|k| layout.key(std::slice::from_ref(k)).unwrap())
+            .collect();
+        let got = store.get(&online_keys).await.unwrap();
+        for (k, v) in entity_keys.iter().zip(got) {
+            let (status, _, values) = layout.values_at(v.as_deref(), at).unwrap();
+            // A window group's status only says whether the key has rows stored (the joiner
+            // keeps a key's latest row, a materialization only rows within the window);
+            // its features are what a request sees.
+            let found = group != "user_activity" && status == KeyStatus::Found;
+            out.insert((group.to_string(), format!("{k:?}")), (found, values));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn bad_and_late_messages_go_to_the_dead_letter_topic_and_online_stays_fresh() {
+    let Some(brokers) = service("FSTORE_KAFKA_BROKERS") else {
+        return;
+    };
+    let setup = Setup::new(&brokers, &[]).await;
+    let t = &setup.topics;
+    let events = repo().join("examples/ctr/data/events.jsonl");
+    // Bad messages first in their topics, then the example's rows.
+    let bad: Vec<(String, String, String, &str)> = vec![
+        (
+            t["user_profile"].clone(),
+            "user_bad".into(),
+            "{oops".into(),
+            "undecodable",
+        ),
+        (
+            t["user_profile"].clone(),
+            "user_3".into(),
+            r#"{"user_id":"user_3","ts":"2024-01-01T00:00:00Z","age":"old"}"#.into(),
+            "undecodable",
+        ),
+        (
+            t["impressions"].clone(),
+            "user_1".into(),
+            r#"{"request_id":999999,"user_id":"user_1","item_id":5,"clicked":true}"#.into(),
+            "missing-event-time",
+        ),
+        (
+            t["user_profile"].clone(),
+            "nobody".into(),
+            r#"{"user_id":null,"ts":"2024-01-05T00:00:00Z","age":3}"#.into(),
+            "null-key",
+        ),
+        (
+            t["item_stats"].clone(),
+            "7".into(),
+            "[1,2]".into(),
+            "undecodable",
+        ),
+    ];
+    let mut msgs: Vec<(String, String, String)> = bad
+        .iter()
+        .map(|(t, k, p, _)| (t.clone(), k.clone(), p.clone()))
+        .collect();
+    msgs.extend(messages(&setup, &events));
+    produce(&brokers, &msgs).await;
+
+    let out = setup.path("samples");
+    let sink = format!("parquet://{}", out.display());
+    let online = format!("rocksdb://{}", setup.path("online").display());
+    let args = [
+        "--until-end",
+        "--lateness",
+        "15m",
+        "--online",
+        &online,
+        "--namespace",
+        "j",
+    ];
+    let first = ok(&setup.join("state", &sink, &args));
+    assert!(first.contains(", 5 dead letters, 0 late"), "{first}");
+    let want = by_request_id(&batch_samples(&setup, &example_sources()));
+    assert_same(&by_request_id(&read_parquet_dir(&out)), &want, None);
+
+    let dead = consume_all(&brokers, &setup.dead_letter);
+    assert_eq!(dead.len(), bad.len(), "{dead:?}");
+    for (topic, key, payload, kind) in &bad {
+        let d = dead
+            .iter()
+            .find(|(k, p, _)| k.as_deref() == Some(key.as_bytes()) && p == payload.as_bytes())
+            .unwrap_or_else(|| panic!("no dead letter for {payload}"));
+        assert_eq!(d.2["fstore-kind"], *kind, "{payload}: {:?}", d.2);
+        assert_eq!(d.2["fstore-topic"], *topic);
+        assert!(!d.2["fstore-reason"].is_empty());
+    }
+    let reason = |kind: &str| {
+        dead.iter()
+            .find(|d| d.2["fstore-kind"] == kind)
+            .map(|d| d.2["fstore-reason"].clone())
+            .unwrap()
+    };
+    assert!(reason("missing-event-time").contains("no event time (column \"ts\")"));
+    assert!(reason("null-key").contains("the key (user_id) is NULL"));
+    assert!(
+        dead.iter()
+            .any(|d| d.2["fstore-reason"].contains("expected INT64, got \"old\""))
+    );
+
+    // The joiner's online values equal a materialization as of the end, for every key.
+    let mut max_ts = i64::MIN;
+    let mut users = std::collections::BTreeSet::new();
+    let mut items = std::collections::BTreeSet::new();
+    for line in fs::read_to_string(&events).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if let Some(ts) = v["ts"].as_str() {
+            max_ts = max_ts.max(fstore_registry::json::parse_timestamp(ts).unwrap());
+        }
+        if let Some(u) = v["user_id"].as_str() {
+            users.insert(u.to_string());
+        }
+        if let Some(i) = v["item_id"].as_i64() {
+            items.insert(i);
+        }
+    }
+    let keys: BTreeMap<&str, Vec<Value>> = BTreeMap::from([
+        (
+            "user",
+            users.iter().map(|u| Value::String(u.clone())).collect(),
+        ),
+        ("item", items.iter().map(|i| Value::Int64(*i)).collect()),
+    ]);
+    let end = fstore_registry::json::format_timestamp(max_ts);
+    let mut mat = vec![
+        "materialize".to_string(),
+        "user_profile".into(),
+        "item_stats".into(),
+        "user_activity".into(),
+        "--registry".into(),
+        setup.registry.display().to_string(),
+        "--online".into(),
+        online.clone(),
+        "--namespace".into(),
+        "m".into(),
+        "--as-of".into(),
+        end,
+    ];
+    for (s, p) in example_sources() {
+        mat.push("--source".into());
+        mat.push(format!("{s}={}", p.display()));
+    }
+    let refs: Vec<&str> = mat.iter().map(String::as_str).collect();
+    ok(&fstore(&refs, setup.work.path()));
+    for at in [max_ts + 1, max_ts + 86_400_000_000 * 3 / 2] {
+        let joined = online_view(&online, "j", &setup.registry, &keys, at).await;
+        let materialized = online_view(&online, "m", &setup.registry, &keys, at).await;
+        let found = joined.values().filter(|(f, _)| *f).count();
+        assert!(found > 100, "{found} keys found online");
+        let diffs: Vec<String> = joined
+            .iter()
+            .filter(|(k, v)| materialized.get(*k) != Some(*v))
+            .map(|(k, v)| format!("{k:?}: joiner {v:?}, materialize {:?}", materialized.get(k)))
+            .collect();
+        assert_no_diffs(diffs, joined.len());
+    }
+
+    // Late rows: dead-lettered, no sample, but the online store takes them.
+    let late_ts = "2024-01-10T00:00:00Z";
+    let late = vec![
+        (
+            t["user_profile"].clone(),
+            "user_late".to_string(),
+            format!(
+                r#"{{"user_id":"user_late","ts":"{late_ts}","age":33,"city":"Late","score":1.5}}"#
+            ),
+        ),
+        (
+            t["impressions"].clone(),
+            "user_0".to_string(),
+            format!(
+                r#"{{"request_id":888888,"user_id":"user_0","item_id":5,"ts":"{late_ts}","clicked":true}}"#
+            ),
+        ),
+    ];
+    produce(&brokers, &late).await;
+    let second = ok(&setup.join("state", &sink, &args));
+    assert!(second.contains(", 7 dead letters, 2 late"), "{second}");
+    assert_same(&by_request_id(&read_parquet_dir(&out)), &want, None);
+    let dead = consume_all(&brokers, &setup.dead_letter);
+    let lates: Vec<_> = dead
+        .iter()
+        .filter(|d| d.2["fstore-kind"] == "late")
+        .collect();
+    assert_eq!(lates.len(), 2);
+    assert!(
+        lates
+            .iter()
+            .all(|d| d.2["fstore-reason"].contains("is behind the frontier"))
+    );
+    let at = fstore_registry::json::parse_timestamp(late_ts).unwrap() + 1;
+    let keys = BTreeMap::from([
+        ("user", vec![Value::String("user_late".into())]),
+        ("item", vec![]),
+    ]);
+    let view = online_view(&online, "j", &setup.registry, &keys, at).await;
+    let (found, values) = &view[&(
+        "user_profile".to_string(),
+        "String(\"user_late\")".to_string(),
+    )];
+    assert!(found, "the late row reached the online store");
+    assert_eq!(values[0], Value::Int64(33));
+}
+
+#[tokio::test]
+async fn two_instances_split_the_partitions_and_together_equal_the_batch() {
+    let Some(brokers) = service("FSTORE_KAFKA_BROKERS") else {
+        return;
+    };
+    // Events and profiles keyed by user_id with equal partition counts (co-partitioned);
+    // item stats keyed by item_id, read whole by both instances.
+    let setup = Setup::new(
+        &brokers,
+        &[("impressions", 4), ("user_profile", 4), ("item_stats", 3)],
+    )
+    .await;
+    produce(
+        &brokers,
+        &messages(&setup, &repo().join("examples/ctr/data/events.jsonl")),
+    )
+    .await;
+    let out = setup.path("samples");
+    let sink = format!("parquet://{}", out.display());
+    let run = |i: u32| {
+        let instance = format!("{i}/2");
+        setup
+            .join_command(
+                &format!("state-{i}"),
+                &sink,
+                &[
+                    "--until-end",
+                    "--lateness",
+                    "15m",
+                    "--instance",
+                    &instance,
+                    "--broadcast",
+                    "item_stats",
+                ],
+            )
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (run(0), run(1));
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let (ta, tb) = (ok(&a), ok(&b));
+    let samples = |t: &str| -> usize {
+        let s = t.split(" samples,").next().unwrap();
+        s.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let (na, nb) = (samples(&ta), samples(&tb));
+    assert!(
+        na > 0 && nb > 0,
+        "both instances emit: {na} and {nb}\n{ta}\n{tb}"
+    );
+    let got = by_request_id(&read_parquet_dir(&out));
+    let want = by_request_id(&batch_samples(&setup, &example_sources()));
+    assert_eq!(na + nb, want.len());
+    assert_same(&got, &want, None);
+
+    // A source split between instances must be partitioned like the events.
+    let bad = setup.join("state-bad", &sink, &["--until-end", "--instance", "0/2"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    assert!(
+        text(&bad).contains("source \"item_stats\" has 3 partitions, the events' topic 4"),
+        "{}",
+        text(&bad)
+    );
+}
