@@ -158,11 +158,11 @@ pub async fn produce(brokers: &str, msgs: &[(String, String, String)]) {
     }
 }
 
-/// Every message of a topic: (key, payload, headers).
-pub fn consume_all(
-    brokers: &str,
-    topic: &str,
-) -> Vec<(Option<Vec<u8>>, Vec<u8>, HashMap<String, String>)> {
+/// A message read back: key, payload, headers.
+pub type Consumed = (Option<Vec<u8>>, Vec<u8>, HashMap<String, String>);
+
+/// Every message of a topic.
+pub fn consume_all(brokers: &str, topic: &str) -> Vec<Consumed> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", unique("join-reader"))
@@ -278,7 +278,7 @@ pub fn by_request_id(batches: &[RecordBatch]) -> BTreeMap<i64, Vec<(String, Valu
 
 /// Samples as JSON messages (the Kafka sink), keyed by request_id.
 pub fn json_by_request_id(
-    msgs: &[(Option<Vec<u8>>, Vec<u8>, HashMap<String, String>)],
+    msgs: &[Consumed],
     columns: &[fstore_registry::model::Column],
 ) -> BTreeMap<i64, Vec<(String, Value)>> {
     let mut out = BTreeMap::new();
