@@ -397,6 +397,59 @@ async fn stream_samples_equal_the_batch_on_the_example_data() {
     let batch = batch_samples(&setup, &example_sources());
     assert_eq!(files[0].schema(), batch[0].schema());
 
+    // State is garbage-collected down to what later events could join: per group, the keys
+    // whose latest row is within the TTL (row groups) or the longest window (window groups)
+    // of the frontier, here the end of the data.
+    {
+        let store = fstore_joiner::store::StateStore::open(&setup.path("state")).unwrap();
+        let mut stored: BTreeMap<String, usize> = BTreeMap::new();
+        for (k, _) in store.scan(fstore_joiner::store::CF_KEYS).unwrap() {
+            let z = k.iter().position(|&b| b == 0).unwrap();
+            *stored
+                .entry(String::from_utf8(k[..z].to_vec()).unwrap())
+                .or_default() += 1;
+        }
+        assert!(
+            store
+                .scan(fstore_joiner::store::CF_EVENTS)
+                .unwrap()
+                .is_empty()
+        );
+        let mut latest: BTreeMap<(&str, String), i64> = BTreeMap::new();
+        let mut end = i64::MIN;
+        for (_, _, payload) in &msgs {
+            let v: serde_json::Value = serde_json::from_str(payload).unwrap();
+            let Some(ts) = v["ts"].as_str() else { continue };
+            let ts = fstore_registry::json::parse_timestamp(ts).unwrap();
+            end = end.max(ts);
+            let (group, key) = if v.get("request_id").is_some() {
+                ("user_activity", v["user_id"].to_string())
+            } else if v.get("age").is_some() {
+                ("user_profile", v["user_id"].to_string())
+            } else {
+                ("item_stats", v["item_id"].to_string())
+            };
+            if key == "null" {
+                continue;
+            }
+            let l = latest.entry((group, key)).or_insert(i64::MIN);
+            *l = (*l).max(ts);
+        }
+        let day = 86_400_000_000i64;
+        let frontier = end + 1;
+        let mut alive: BTreeMap<String, usize> = BTreeMap::new();
+        for ((group, _), ts) in &latest {
+            let keep = match *group {
+                "user_profile" => frontier - ts <= 30 * day,
+                _ => frontier - ts <= 7 * day,
+            };
+            if keep {
+                *alive.entry(group.to_string()).or_default() += 1;
+            }
+        }
+        assert_eq!(stored, alive, "keys kept per group");
+    }
+
     // A second run on the same state reads nothing new and writes nothing again.
     let t = ok(&setup.join(
         "state",

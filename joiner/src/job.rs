@@ -58,6 +58,8 @@ use crate::watermark::{InputPartition, Watermarks};
 const EMIT_CHUNK: usize = 4096;
 /// Key states kept in memory between checkpoints before the cache is dropped.
 const CACHE_KEYS: usize = 200_000;
+/// Stored keys the garbage collector visits per checkpoint (keys not in memory).
+const SWEEP_KEYS: usize = 20_000;
 /// How long a bounded run waits, past the end offsets, for a fetch to come back empty.
 const END_QUIET: Duration = Duration::from_millis(500);
 
@@ -177,6 +179,8 @@ pub struct Joiner {
     ends: Option<BTreeMap<InputPartition, i64>>,
     quiet_since: Option<Instant>,
     online: Option<Box<dyn OnlineWriter>>,
+    /// Where the garbage collector's walk over stored keys goes on.
+    sweep_from: Option<Vec<u8>>,
 }
 
 fn fingerprints(defs: &Definitions, spec: &CompiledSpec) -> String {
@@ -489,6 +493,7 @@ impl Joiner {
             ends,
             quiet_since: None,
             online,
+            sweep_from: None,
         };
         joiner.remove_uncommitted_files()?;
         joiner.recover_outbox()?;
@@ -900,9 +905,6 @@ impl Joiner {
                 self.event_changes.insert(e.id(), None);
             }
         }
-        if !ready.is_empty() || !self.cache.is_empty() {
-            self.collect_garbage(f);
-        }
         Ok(())
     }
 
@@ -1062,9 +1064,58 @@ impl Joiner {
         }
     }
 
+    /// Collects the garbage of stored keys that are not in memory, a slice per checkpoint,
+    /// walking the whole store over and over. Returns the changes to commit.
+    fn sweep(&mut self, frontier: i64) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>, Error> {
+        let stored = self
+            .store
+            .scan_from(CF_KEYS, self.sweep_from.as_deref(), SWEEP_KEYS)?;
+        self.sweep_from = match stored.last() {
+            Some((k, _)) if stored.len() == SWEEP_KEYS => {
+                let mut next = k.to_vec();
+                next.push(0);
+                Some(next)
+            }
+            _ => None,
+        };
+        let mut changes = Vec::new();
+        for (k, v) in stored {
+            let Some(z) = k.iter().position(|&b| b == 0) else {
+                continue;
+            };
+            let Some(g) = self
+                .groups
+                .iter()
+                .position(|g| g.name().as_bytes() == &k[..z])
+            else {
+                continue;
+            };
+            if self.cache.contains_key(&(g, k[z + 1..].to_vec())) {
+                continue;
+            }
+            let mut rows = KeyRows::decode(&self.groups[g].codec, &v)?;
+            let before = rows.rows.len();
+            match &self.groups[g].compiled.kind {
+                CompiledGroupKind::Row { ttl_us, .. } => rows.collect_row_group(frontier, *ttl_us),
+                CompiledGroupKind::Window { features } => {
+                    rows.collect_window_group(frontier, longest(features))
+                }
+            }
+            if rows.is_empty() {
+                changes.push((k.to_vec(), None));
+            } else if rows.rows.len() != before {
+                changes.push((k.to_vec(), Some(rows.encode(&self.groups[g].codec)?)));
+            }
+        }
+        Ok(changes)
+    }
+
     /// Commits state, offsets and output together (see the module docs).
     pub fn checkpoint(&mut self) -> Result<(), Error> {
         self.write_online()?;
+        let frontier = self.marks.frontier();
+        self.collect_garbage(frontier);
+        let swept = self.sweep(frontier)?;
         if let SinkTarget::Parquet(dir) = &self.cfg.sink
             && !self.out_batches.is_empty()
         {
@@ -1081,6 +1132,12 @@ impl Joiner {
             w.finish().map_err(|e| Error::Output(e.to_string()))?;
         }
         let mut b = self.store.batch();
+        for (k, v) in &swept {
+            match v {
+                Some(v) => b.put(CF_KEYS, k, v)?,
+                None => b.delete(CF_KEYS, k)?,
+            }
+        }
         for ((g, kb), e) in self.cache.iter_mut().filter(|(_, e)| e.dirty) {
             let key = state_key(self.groups[*g].name(), kb);
             if e.rows.is_empty() {

@@ -1,12 +1,15 @@
 //! One key's rows of one feature group, as the joiner keeps them: in the order of
 //! [`fstore_registry::order`] (event time, then tie order), each marked late or not.
 //!
-//! Samples see only rows that were not late; the online store sees them all. Garbage
-//! collection keeps what an event at or after the frontier can still need:
-//! - a row group: every row at or after the frontier, the last on-time row before it (the
-//!   as-of candidate) unless the TTL has already expired it for every such event, and the
-//!   key's latest row (the online value);
-//! - a window group: the rows of the longest window before the frontier, and the latest row.
+//! Samples see only rows that were not late; the online store sees them all (the joiner
+//! writes a key's online value before it collects the key's garbage). Garbage collection
+//! keeps what an event at or after the frontier can still need, so state is bounded by the
+//! TTL or the longest window plus the lateness:
+//! - a row group: every row at or after the frontier, and the last on-time row before it
+//!   (the as-of candidate) unless the TTL has already expired it for every such event;
+//! - a window group: the rows of the longest window before the frontier.
+//!
+//! A key left without rows is deleted.
 //!
 //! Stored form (RocksDB value): a version byte, the row count (LEB128), then per row its event
 //! time (i64 LE), a late flag, the tie bytes (LEB128 length + bytes) and its values in the
@@ -104,23 +107,19 @@ impl KeyRows {
     pub fn collect_row_group(&mut self, frontier: i64, ttl_us: Option<i64>) {
         let before = self.rows.partition_point(|r| r.ts < frontier);
         let candidate = self.rows[..before].iter().rposition(|r| !r.late);
-        let last = self.rows.len().checked_sub(1);
         let mut i = 0;
         self.rows.retain(|r| {
-            let keep = i >= before
-                || (Some(i) == candidate && !expired(frontier, r.ts, ttl_us))
-                || Some(i) == last;
+            let keep = i >= before || (Some(i) == candidate && !expired(frontier, r.ts, ttl_us));
             i += 1;
             keep
         });
     }
 
-    /// Drops a window group's rows before the longest window of `frontier`, keeping the latest.
+    /// Drops a window group's rows before the longest window of `frontier`.
     pub fn collect_window_group(&mut self, frontier: i64, longest_us: i64) {
         let cut = self
             .rows
             .partition_point(|r| r.ts < frontier.saturating_sub(longest_us));
-        let cut = cut.min(self.rows.len().saturating_sub(1));
         self.rows.drain(..cut);
     }
 
@@ -307,11 +306,16 @@ mod tests {
             assert_eq!(k.as_of(t, None), before.as_of(t, None), "t = {t}");
         }
         assert_eq!(k.rows.len(), 2);
-        // Everything before the frontier and already expired for it goes, but the latest.
+        // A candidate the TTL has expired for every later event goes too.
         let mut k = before.clone();
-        k.collect_row_group(50, Some(5));
-        assert_eq!(k.rows.len(), 1);
-        assert_eq!(k.as_of(50, Some(5)), AsOf::Expired);
+        k.collect_row_group(46, Some(5));
+        assert!(k.is_empty());
+        for t in 46..60 {
+            assert_eq!(before.as_of(t, Some(5)), AsOf::Expired);
+        }
+        let mut k = before.clone();
+        k.collect_row_group(45, Some(5));
+        assert_eq!(k.rows.len(), 1, "exactly TTL old still joins");
 
         let mut w = before.clone();
         w.collect_window_group(30, 10);
@@ -320,7 +324,7 @@ mod tests {
             [20, 25, 40]
         );
         w.collect_window_group(1_000, 10);
-        assert_eq!(w.rows.len(), 1, "the latest row stays");
+        assert!(w.is_empty());
     }
 
     #[test]

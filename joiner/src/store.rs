@@ -300,6 +300,24 @@ impl StateStore {
             .collect()
     }
 
+    /// Up to `limit` stored values of a column family from `from` on (the start by default).
+    pub fn scan_from(
+        &self,
+        cf: &str,
+        from: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, Error> {
+        let mode = match from {
+            Some(k) => IteratorMode::From(k, rocksdb::Direction::Forward),
+            None => IteratorMode::Start,
+        };
+        self.db
+            .iterator_cf(self.cf(cf)?, mode)
+            .take(limit)
+            .map(|r| r.map_err(Error::from))
+            .collect()
+    }
+
     /// A write batch for this store.
     pub fn batch(&self) -> Batch<'_> {
         Batch {
