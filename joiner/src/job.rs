@@ -132,6 +132,9 @@ struct Entry {
     online: bool,
 }
 
+/// A stored key's new value, or its deletion.
+type KeyChange = (Vec<u8>, Option<Vec<u8>>);
+
 /// A message read, owned.
 struct Msg {
     source: usize,
@@ -1066,7 +1069,7 @@ impl Joiner {
 
     /// Collects the garbage of stored keys that are not in memory, a slice per checkpoint,
     /// walking the whole store over and over. Returns the changes to commit.
-    fn sweep(&mut self, frontier: i64) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>, Error> {
+    fn sweep(&mut self, frontier: i64) -> Result<Vec<KeyChange>, Error> {
         let stored = self
             .store
             .scan_from(CF_KEYS, self.sweep_from.as_deref(), SWEEP_KEYS)?;
