@@ -18,6 +18,9 @@ use fstore_registry::{Applied, Registry};
 
 use crate::exit::CliError;
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// fstore: feature definitions in git, compiled into a versioned registry; consistent
 /// training samples and online features.
 #[derive(Parser, Debug)]

@@ -13,6 +13,10 @@ use crate::Error;
 
 /// Escapes `%` and `:` in a string key part.
 fn escape(s: &str, out: &mut String) {
+    if !s.contains(['%', ':']) {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '%' => out.push_str("%25"),
@@ -20,6 +24,15 @@ fn escape(s: &str, out: &mut String) {
             c => out.push(c),
         }
     }
+}
+
+/// One part of an entity key, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub enum KeyPart<'a> {
+    Str(&'a str),
+    Int(i64),
+    /// A value of another type (or NULL): refused with its description.
+    Other(&'a Value),
 }
 
 /// The online key of one entity key of a group version.
@@ -30,6 +43,26 @@ pub fn online_key(
     entity: &Entity,
     key: &[Value],
 ) -> Result<String, Error> {
+    let parts: Vec<KeyPart<'_>> = key
+        .iter()
+        .map(|v| match v {
+            Value::String(s) => KeyPart::Str(s),
+            Value::Int64(n) => KeyPart::Int(*n),
+            other => KeyPart::Other(other),
+        })
+        .collect();
+    online_key_of_parts(namespace, group, version, entity, &parts)
+}
+
+/// [`online_key`] of borrowed parts (no copies on the serving path).
+pub fn online_key_of_parts(
+    namespace: &str,
+    group: &str,
+    version: u32,
+    entity: &Entity,
+    key: &[KeyPart<'_>],
+) -> Result<String, Error> {
+    use std::fmt::Write as _;
     if key.len() != entity.keys.len() {
         return Err(Error::BadKey(format!(
             "entity \"{}\" has {} key column(s), got {} value(s)",
@@ -38,17 +71,30 @@ pub fn online_key(
             key.len()
         )));
     }
-    let mut out = format!("{namespace}:{group}:{version}:");
+    let mut out = String::with_capacity(namespace.len() + group.len() + 16 + 24 * key.len());
+    out.push_str(namespace);
+    out.push(':');
+    out.push_str(group);
+    out.push(':');
+    let _ = write!(out, "{version}");
+    out.push(':');
     for (i, (col, v)) in entity.keys.iter().zip(key).enumerate() {
         if i > 0 {
             out.push(':');
         }
         match (&col.dtype, v) {
-            (DataType::String, Value::String(s)) => escape(s, &mut out),
-            (DataType::Int64, Value::Int64(n)) => out.push_str(&n.to_string()),
+            (DataType::String, KeyPart::Str(s)) => escape(s, &mut out),
+            (DataType::Int64, KeyPart::Int(n)) => {
+                let _ = write!(out, "{n}");
+            }
             (t, v) => {
+                let got = match v {
+                    KeyPart::Str(s) => format!("{:?}", Value::String(s.to_string())),
+                    KeyPart::Int(n) => format!("{:?}", Value::Int64(*n)),
+                    KeyPart::Other(v) => format!("{v:?}"),
+                };
                 return Err(Error::BadKey(format!(
-                    "key \"{}\" of entity \"{}\" is {t}, got {v:?}",
+                    "key \"{}\" of entity \"{}\" is {t}, got {got}",
                     col.name, entity.name
                 )));
             }

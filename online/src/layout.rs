@@ -123,6 +123,17 @@ impl GroupLayout {
         )
     }
 
+    /// [`GroupLayout::key`] of borrowed key parts.
+    pub fn key_of_parts(&self, key: &[crate::keys::KeyPart<'_>]) -> Result<String, Error> {
+        crate::keys::online_key_of_parts(
+            &self.namespace,
+            &self.group.name,
+            self.group.version,
+            &self.entity,
+            key,
+        )
+    }
+
     /// A row group's value: the row's event time and features.
     pub fn encode(&self, event_time: i64, values: &[Value]) -> Result<Vec<u8>, Error> {
         Ok(self.codec.encode(event_time, values)?)

@@ -19,6 +19,7 @@ use fstore_registry::rows::value_at;
 use fstore_registry::{DataType, Registry};
 use tonic::{Request, Response, Status};
 
+use crate::keys::KeyPart;
 use crate::layout::{GroupLayout, KeyStatus};
 use crate::{Error, OnlineStore};
 
@@ -215,8 +216,12 @@ fn resolve<'a>(v: &'a ServedVersion, refs: &[String]) -> Result<Vec<Wanted<'a>>,
     Ok(out)
 }
 
-/// A request key as key values of `layout`'s entity.
-fn key_values(layout: &GroupLayout, i: usize, key: &pb::EntityKey) -> Result<Vec<Value>, Status> {
+/// A request key as key parts of `layout`'s entity.
+fn key_parts<'a>(
+    layout: &GroupLayout,
+    i: usize,
+    key: &'a pb::EntityKey,
+) -> Result<Vec<KeyPart<'a>>, Status> {
     let entity = &layout.entity;
     if key.parts.len() != entity.keys.len() {
         return Err(Status::invalid_argument(format!(
@@ -237,10 +242,8 @@ fn key_values(layout: &GroupLayout, i: usize, key: &pb::EntityKey) -> Result<Vec
         .iter()
         .zip(&key.parts)
         .map(|(col, part)| match (&col.dtype, &part.value) {
-            (DataType::String, Some(pb::key_part::Value::StringValue(s))) => {
-                Ok(Value::String(s.clone()))
-            }
-            (DataType::Int64, Some(pb::key_part::Value::Int64Value(n))) => Ok(Value::Int64(*n)),
+            (DataType::String, Some(pb::key_part::Value::StringValue(s))) => Ok(KeyPart::Str(s)),
+            (DataType::Int64, Some(pb::key_part::Value::Int64Value(n))) => Ok(KeyPart::Int(*n)),
             (t, got) => Err(Status::invalid_argument(format!(
                 "key {i}: \"{}\" of entity \"{}\" is {t}, got {}",
                 col.name,
@@ -255,8 +258,8 @@ fn key_values(layout: &GroupLayout, i: usize, key: &pb::EntityKey) -> Result<Vec
         .collect()
 }
 
-/// A typed column of `values` (all of type `dtype`).
-pub fn to_column(dtype: &DataType, values: &[&Value]) -> pb::Column {
+/// A typed column of `values` (all of type `dtype`), which it takes over.
+pub fn to_column(dtype: &DataType, values: Vec<Value>) -> pb::Column {
     let mut c = pb::Column {
         valid: values.iter().map(|v| !matches!(v, Value::Null)).collect(),
         ..Default::default()
@@ -288,24 +291,25 @@ pub fn to_column(dtype: &DataType, values: &[&Value]) -> pb::Column {
         }
         DataType::String => {
             c.string_values = values
-                .iter()
+                .into_iter()
                 .map(|v| match v {
-                    Value::String(s) => s.clone(),
+                    Value::String(s) => s,
                     _ => String::new(),
                 })
                 .collect()
         }
         DataType::List(inner) => {
-            let mut offsets = vec![0u32];
-            let mut elements: Vec<&Value> = Vec::new();
+            let mut offsets = Vec::with_capacity(values.len() + 1);
+            offsets.push(0u32);
+            let mut elements: Vec<Value> = Vec::new();
             for v in values {
                 if let Value::List(items) = v {
-                    elements.extend(items.iter());
+                    elements.extend(items);
                 }
                 offsets.push(elements.len() as u32);
             }
             c.offsets = offsets;
-            c.elements = Some(Box::new(to_column(inner, &elements)));
+            c.elements = Some(Box::new(to_column(inner, elements)));
         }
     }
     c
@@ -433,8 +437,8 @@ impl FeatureService {
                 .iter()
                 .enumerate()
                 .map(|(i, k)| {
-                    let values = key_values(layout, i, k)?;
-                    layout.key(&values).map_err(store_status)
+                    let parts = key_parts(layout, i, k)?;
+                    layout.key_of_parts(&parts).map_err(store_status)
                 })
                 .collect::<Result<Vec<_>, Status>>()?;
             let keys: Vec<Option<String>> = keys.into_iter().map(Some).collect();
@@ -444,17 +448,21 @@ impl FeatureService {
                 .map(|(st, _, _)| status_pb(*st) as i32)
                 .collect();
             let times = looked.iter().map(|(_, t, _)| t.unwrap_or(0)).collect();
-            let rows: Vec<Vec<Value>> = looked.into_iter().map(|(_, _, v)| v).collect();
+            let mut rows: Vec<Vec<Value>> = looked.into_iter().map(|(_, _, v)| v).collect();
+            // Each feature index appears once (resolve dedups), so values can move out.
             let features = w
                 .features
                 .iter()
                 .map(|&f| {
                     let (name, dtype) = &layout.features[f];
-                    let values: Vec<&Value> = rows.iter().map(|r| &r[f]).collect();
+                    let values: Vec<Value> = rows
+                        .iter_mut()
+                        .map(|r| std::mem::replace(&mut r[f], Value::Null))
+                        .collect();
                     pb::FeatureColumn {
                         name: format!("{}.{name}", layout.group.name),
                         dtype: dtype.to_string(),
-                        values: Some(to_column(dtype, &values)),
+                        values: Some(to_column(dtype, values)),
                     }
                 })
                 .collect();
@@ -587,7 +595,7 @@ impl FeatureService {
                 Ok(pb::FeatureColumn {
                     name: name.clone(),
                     dtype: dtype.to_string(),
-                    values: Some(to_column(dtype, &values.iter().collect::<Vec<_>>())),
+                    values: Some(to_column(dtype, values)),
                 })
             })
             .collect::<Result<Vec<_>, Status>>()?;

@@ -20,6 +20,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::Error;
 
+/// The embedded store's block cache.
+const ROCKSDB_CACHE_BYTES: usize = 256 << 20;
+
 /// Keys per Redis command; larger lookups are split into pipelined commands.
 const REDIS_CHUNK: usize = 1000;
 
@@ -237,7 +240,17 @@ impl RocksStore {
         opts.create_if_missing(true);
         opts.set_merge_operator_associative("fstore_newer_wins", newer_wins);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        let db = rocksdb::DB::open(&opts, path)
+        // Point lookups: a block cache for hot values, bloom filters to skip files.
+        let mut table = rocksdb::BlockBasedOptions::default();
+        let cache = rocksdb::Cache::new_lru_cache(ROCKSDB_CACHE_BYTES)
+            .map_err(|e| Error::Unavailable(format!("rocksdb block cache: {e}")))?;
+        table.set_block_cache(&cache);
+        table.set_bloom_filter(10.0, false);
+        table.set_cache_index_and_filter_blocks(true);
+        opts.set_block_based_table_factory(&table);
+        // Opened by its column family, so lookups can name it (batched multi-get needs one).
+        let default = rocksdb::ColumnFamilyDescriptor::new("default", opts.clone());
+        let db = rocksdb::DB::open_cf_descriptors(&opts, path, [default])
             .map_err(|e| Error::Unavailable(format!("rocksdb at {}: {e}", path.display())))?;
         Ok(RocksStore {
             db: Arc::new(db),
@@ -250,10 +263,22 @@ impl RocksStore {
         let keys: Vec<String> = keys.to_vec();
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
-            db.multi_get(keys.iter())
-                .into_iter()
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| Error::Unavailable(format!("rocksdb at {}: {e}", path.display())))
+            let unavailable = |e: rocksdb::Error| {
+                Error::Unavailable(format!("rocksdb at {}: {e}", path.display()))
+            };
+            let cf = db
+                .cf_handle("default")
+                .ok_or_else(|| Error::Unavailable("rocksdb: no default column family".into()))?;
+            // Sorted lookups let RocksDB batch them per block; answers go back in key order.
+            let mut order: Vec<usize> = (0..keys.len()).collect();
+            order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
+            let sorted = order.iter().map(|&i| keys[i].as_bytes());
+            let got = db.batched_multi_get_cf(cf, sorted, true);
+            let mut out: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
+            for (&i, v) in order.iter().zip(got) {
+                out[i] = v.map_err(unavailable)?.map(|p| p.to_vec());
+            }
+            Ok(out)
         })
         .await
         .map_err(|e| Error::Unavailable(format!("rocksdb read task: {e}")))?
