@@ -247,6 +247,15 @@ pub fn run(registry: &Path, args: JoinArgs) -> Result<(), CliError> {
         summary.checkpoints,
         started.elapsed()
     );
+    println!(
+        "  time: {}",
+        summary
+            .phase_seconds
+            .iter()
+            .map(|(p, t)| format!("{p} {t:.2}s"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     for (kind, n) in &c.dead_letters {
         println!("  dead letters {kind}: {n}");
     }

@@ -36,7 +36,7 @@ use fstore_registry::compiled::{
 use fstore_registry::json::{decode_row, encode_row, format_timestamp};
 use fstore_registry::model::{Column, ColumnRole, Definitions, ObjectRef};
 use fstore_registry::order::{TieOrder, row_tie_columns, window_tie_columns};
-use fstore_registry::rows::{rows_to_batch, value_at};
+use fstore_registry::rows::{to_array, value_at};
 use fstore_registry::sample_file::{PartitionedWriter, sample_metadata};
 use fstore_registry::window::WindowRows;
 use fstore_registry::{DataType, compiled::CompiledWindow};
@@ -91,6 +91,8 @@ pub struct Summary {
     pub frontier: i64,
     pub pending: usize,
     pub checkpoints: u64,
+    /// Where this run's time went: reading, applying rows, emitting samples, checkpoints.
+    pub phase_seconds: BTreeMap<String, f64>,
 }
 
 struct SourceRt {
@@ -122,10 +124,14 @@ struct JoinRt {
     event_keys: Vec<usize>,
 }
 
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// A key's rows in memory.
 struct Entry {
     key: Vec<Value>,
     rows: KeyRows,
+    /// A window group's on-time rows as folds read them, until the rows change.
+    window: Option<WindowRows>,
     /// Changed since the last checkpoint.
     dirty: bool,
     /// Its online value changed since the last checkpoint.
@@ -171,9 +177,9 @@ pub struct Joiner {
     marks: Watermarks,
     cp: Checkpoint,
     pending: BTreeMap<EventId, PendingEvent>,
-    /// Pending-event changes since the last checkpoint: put (`Some`) or delete (`None`).
-    event_changes: BTreeMap<EventId, Option<PendingEvent>>,
-    cache: HashMap<(usize, Vec<u8>), Entry>,
+    /// Pending events added (`true`) or emitted (`false`) since the last checkpoint.
+    event_changes: BTreeMap<EventId, bool>,
+    cache: FastMap<(usize, Vec<u8>), Entry>,
     out_batches: Vec<RecordBatch>,
     out_msgs: Vec<OutMessage>,
     last_checkpoint: Instant,
@@ -184,6 +190,7 @@ pub struct Joiner {
     online: Option<Box<dyn OnlineWriter>>,
     /// Where the garbage collector's walk over stored keys goes on.
     sweep_from: Option<Vec<u8>>,
+    phase_seconds: BTreeMap<String, f64>,
 }
 
 fn fingerprints(defs: &Definitions, spec: &CompiledSpec) -> String {
@@ -489,7 +496,7 @@ impl Joiner {
             cp,
             pending,
             event_changes: BTreeMap::new(),
-            cache: HashMap::new(),
+            cache: FastMap::default(),
             out_batches: Vec::new(),
             out_msgs: Vec::new(),
             last_checkpoint: now,
@@ -497,6 +504,7 @@ impl Joiner {
             quiet_since: None,
             online,
             sweep_from: None,
+            phase_seconds: BTreeMap::new(),
         };
         joiner.remove_uncommitted_files()?;
         joiner.recover_outbox()?;
@@ -587,6 +595,13 @@ impl Joiner {
     /// Runs until the end offsets (bounded runs) or until `stop` is set; commits on the way
     /// out.
     pub fn run(&mut self, stop: &AtomicBool) -> Result<Summary, Error> {
+        let mut clock = Instant::now();
+        let mut lap = |phase: usize, times: &mut [Duration; 4]| {
+            let now = Instant::now();
+            times[phase] += now - clock;
+            clock = now;
+        };
+        let mut times = [Duration::ZERO; 4];
         loop {
             if stop.load(Ordering::Relaxed) {
                 tracing::info!("stopping: committing a last checkpoint");
@@ -594,11 +609,14 @@ impl Joiner {
                 break;
             }
             let msgs = self.read()?;
+            lap(0, &mut times);
             let got = !msgs.is_empty();
             self.apply(msgs)?;
             self.update_idle();
             self.marks.advance();
+            lap(1, &mut times);
             self.emit()?;
+            lap(2, &mut times);
             if self.at_end(got) {
                 self.marks.finish();
                 self.emit()?;
@@ -608,7 +626,14 @@ impl Joiner {
             if self.last_checkpoint.elapsed() >= self.cfg.checkpoint_interval {
                 self.checkpoint()?;
             }
+            lap(3, &mut times);
         }
+        lap(3, &mut times);
+        self.phase_seconds = ["read", "apply", "emit", "checkpoint"]
+            .iter()
+            .zip(times)
+            .map(|(p, t)| (p.to_string(), t.as_secs_f64()))
+            .collect();
         Ok(self.summary())
     }
 
@@ -618,6 +643,7 @@ impl Joiner {
             frontier: self.marks.frontier(),
             pending: self.pending.len(),
             checkpoints: self.cp.seq,
+            phase_seconds: self.phase_seconds.clone(),
         }
     }
 
@@ -781,23 +807,33 @@ impl Joiner {
             if rows.is_empty() {
                 continue;
             }
+            if !self.sources[s].groups.is_empty() {
+                let columns = self.sources[s]
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .map(|(c, col)| to_array(&col.dtype, rows.iter().map(|r| r.values[c].clone())))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let batch = RecordBatch::try_new(self.sources[s].schema.clone(), columns)
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                for g in self.sources[s].groups.clone() {
+                    self.apply_group(s, g, &batch, &rows, &msgs)?;
+                }
+            }
             if self.sources[s].is_event {
-                for r in rows.iter().filter(|r| !r.late) {
+                for r in rows.into_iter().filter(|r| !r.late) {
                     let m = &msgs[r.msg];
                     let e = PendingEvent {
                         ts: r.ts,
                         partition: m.partition,
                         offset: m.offset,
                         key: m.key.clone(),
-                        values: r.values.clone(),
+                        values: r.values,
                     };
                     self.cp.counters.events += 1;
-                    self.event_changes.insert(e.id(), Some(e.clone()));
+                    self.event_changes.insert(e.id(), true);
                     self.pending.insert(e.id(), e);
                 }
-            }
-            for g in self.sources[s].groups.clone() {
-                self.apply_group(s, g, &rows, &msgs)?;
             }
         }
         Ok(())
@@ -809,12 +845,11 @@ impl Joiner {
         &mut self,
         s: usize,
         g: usize,
+        batch: &RecordBatch,
         rows: &[Decoded],
         msgs: &[Msg],
     ) -> Result<(), Error> {
-        let values: Vec<Vec<Value>> = rows.iter().map(|r| r.values.clone()).collect();
-        let batch = rows_to_batch(&self.sources[s].schema, &values)?;
-        let computed = match state_values(&self.groups[g].compiled, &batch) {
+        let computed = match state_values(&self.groups[g].compiled, batch) {
             Ok(c) => c.into_iter().map(Some).collect::<Vec<_>>(),
             Err(_) => {
                 // Row by row, to find the rows at fault.
@@ -862,6 +897,7 @@ impl Joiner {
                 late: r.late,
                 values: vals,
             });
+            entry.window = None;
             entry.dirty = true;
             entry.online = true;
         }
@@ -885,6 +921,7 @@ impl Joiner {
                 Entry {
                     key: key.to_vec(),
                     rows,
+                    window: None,
                     dirty: false,
                     online: false,
                 },
@@ -899,26 +936,27 @@ impl Joiner {
     fn emit(&mut self) -> Result<(), Error> {
         let f = self.marks.frontier();
         let later = self.pending.split_off(&(f, i32::MIN, i64::MIN));
-        let ready: Vec<PendingEvent> = std::mem::replace(&mut self.pending, later)
+        let mut ready = std::mem::replace(&mut self.pending, later)
             .into_values()
-            .collect();
-        for chunk in ready.chunks(EMIT_CHUNK) {
-            self.emit_chunk(chunk)?;
-            for e in chunk {
-                self.event_changes.insert(e.id(), None);
+            .peekable();
+        while ready.peek().is_some() {
+            let chunk: Vec<PendingEvent> = ready.by_ref().take(EMIT_CHUNK).collect();
+            for e in &chunk {
+                self.event_changes.insert(e.id(), false);
             }
+            self.emit_chunk(chunk)?;
         }
         Ok(())
     }
 
-    fn emit_chunk(&mut self, events: &[PendingEvent]) -> Result<(), Error> {
+    fn emit_chunk(&mut self, mut events: Vec<PendingEvent>) -> Result<(), Error> {
         let n_cols = self.spec.source.columns.len();
         let mut event_cols: Vec<Vec<Value>> = (0..n_cols)
             .map(|_| Vec::with_capacity(events.len()))
             .collect();
-        for e in events {
-            for (c, v) in e.values.iter().enumerate() {
-                event_cols[c].push(v.clone());
+        for e in &mut events {
+            for (c, v) in std::mem::take(&mut e.values).into_iter().enumerate() {
+                event_cols[c].push(v);
             }
         }
         let mut features: Vec<Vec<Value>> = Vec::new();
@@ -931,84 +969,96 @@ impl Joiner {
             let mut cols: Vec<Vec<Value>> = (0..width)
                 .map(|_| Vec::with_capacity(events.len()))
                 .collect();
-            let mut windows: HashMap<Vec<u8>, WindowRows> = HashMap::new();
             let (mut no_row, mut expired) = (0u64, 0u64);
-            for e in events {
-                let key: Vec<Value> = event_keys.iter().map(|&k| e.values[k].clone()).collect();
+            for (i, e) in events.iter().enumerate() {
+                let key: Vec<Value> = event_keys
+                    .iter()
+                    .map(|&k| event_cols[k][i].clone())
+                    .collect();
                 let has_key = !key.iter().any(|v| matches!(v, Value::Null));
-                let row: Vec<Value> = match &compiled.kind {
+                match &compiled.kind {
                     CompiledGroupKind::Row { ttl_us, .. } => {
                         let found = if has_key {
                             match self.entry(g, &key)?.rows.as_of(e.ts, *ttl_us) {
-                                AsOf::Found(r) => Some(r.values.clone()),
+                                AsOf::Found(r) => {
+                                    for (c, v) in r.values.iter().enumerate() {
+                                        cols[c].push(v.clone());
+                                    }
+                                    true
+                                }
                                 AsOf::Expired => {
                                     expired += 1;
-                                    None
+                                    false
                                 }
                                 AsOf::NoRow => {
                                     no_row += 1;
-                                    None
+                                    false
                                 }
                             }
                         } else {
                             no_row += 1;
-                            None
+                            false
                         };
-                        found.unwrap_or_else(|| vec![Value::Null; width])
-                    }
-                    CompiledGroupKind::Window { features } => {
-                        if has_key {
-                            let kb = entity_key_bytes(&key)?;
-                            if !windows.contains_key(&kb) {
-                                let w = self.entry(g, &key)?.rows.window_rows(features, false);
-                                windows.insert(kb.clone(), w);
+                        if !found {
+                            for c in &mut cols {
+                                c.push(Value::Null);
                             }
-                            windows[&kb].fold(features, e.ts)
-                        } else {
-                            WindowRows::empty(features).fold(features, e.ts)
                         }
                     }
-                };
-                for (c, v) in row.into_iter().enumerate() {
-                    cols[c].push(v);
+                    CompiledGroupKind::Window { features } => {
+                        let folded = if has_key {
+                            let entry = self.entry(g, &key)?;
+                            entry
+                                .window
+                                .get_or_insert_with(|| entry.rows.window_rows(features, false))
+                                .fold(features, e.ts)
+                        } else {
+                            WindowRows::empty(features).fold(features, e.ts)
+                        };
+                        for (c, v) in folded.into_iter().enumerate() {
+                            cols[c].push(v);
+                        }
+                    }
                 }
             }
             *self.cp.counters.no_row.entry(alias.clone()).or_default() += no_row;
             *self.cp.counters.expired.entry(alias).or_default() += expired;
             features.extend(cols);
         }
-        match self
-            .spec
-            .samples_from_values(event_cols.clone(), features.clone())
-        {
-            Ok(samples) => self.output(events, &samples),
-            Err(_) if events.len() > 1 => {
-                // One by one, to dead-letter only the events whose transforms fail.
-                for i in 0..events.len() {
-                    let ev: Vec<Vec<Value>> =
-                        event_cols.iter().map(|c| vec![c[i].clone()]).collect();
-                    let fe: Vec<Vec<Value>> = features.iter().map(|c| vec![c[i].clone()]).collect();
-                    match self.spec.samples_from_values(ev, fe) {
-                        Ok(s) => self.output(&events[i..=i], &s)?,
-                        Err(e) => self.transform_failed(&events[i], e),
+        let base = self.spec.base_from_values(event_cols, features)?;
+        match self.spec.project(&base) {
+            Ok(samples) => self.output(&events, &samples),
+            Err(_) => {
+                // Row by row, to dead-letter only the events whose transforms fail.
+                for (i, e) in events.iter().enumerate() {
+                    let one = base.slice(i, 1);
+                    match self.spec.project(&one) {
+                        Ok(s) => self.output(std::slice::from_ref(e), &s)?,
+                        Err(err) => {
+                            let values = (0..n_cols)
+                                .map(|c| value_at(one.column(c), 0))
+                                .collect::<Result<Vec<_>, _>>()?;
+                            self.transform_failed(e, &values, err);
+                        }
                     }
                 }
-                Ok(())
-            }
-            Err(e) => {
-                self.transform_failed(&events[0], e);
                 Ok(())
             }
         }
     }
 
-    fn transform_failed(&mut self, e: &PendingEvent, err: fstore_registry::Error) {
+    fn transform_failed(
+        &mut self,
+        e: &PendingEvent,
+        values: &[Value],
+        err: fstore_registry::Error,
+    ) {
         let m = Msg {
             source: 0,
             partition: e.partition,
             offset: e.offset,
             key: e.key.clone(),
-            payload: Some(encode_row(&self.spec.source.columns, &e.values).into_bytes()),
+            payload: Some(encode_row(&self.spec.source.columns, values).into_bytes()),
         };
         let reason = format!(
             "spec \"{}\": a transform failed: {err}",
@@ -1063,6 +1113,7 @@ impl Joiner {
             }
             if e.rows.rows.len() != before {
                 e.dirty = true;
+                e.window = None;
             }
         }
     }
@@ -1150,9 +1201,9 @@ impl Joiner {
             }
             e.dirty = false;
         }
-        for (id, change) in std::mem::take(&mut self.event_changes) {
-            match change {
-                Some(e) if self.pending.contains_key(&id) => {
+        for (id, added) in std::mem::take(&mut self.event_changes) {
+            match self.pending.get(&id) {
+                Some(e) if added => {
                     b.put(CF_EVENTS, &event_key(id), &e.encode(&self.event_codec)?)?
                 }
                 _ => b.delete(CF_EVENTS, &event_key(id))?,

@@ -49,7 +49,10 @@ impl Kafka {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false");
+            .set("enable.partition.eof", "false")
+            // When the local queue is full librdkafka pauses fetching for this long (1 s by
+            // default), which leaves a consumer that just drained it idle.
+            .set("fetch.queue.backoff.ms", "5");
         Ok(c.create()?)
     }
 

@@ -305,6 +305,15 @@ impl CompiledSpec {
         events: Vec<Vec<Value>>,
         features: Vec<Vec<Value>>,
     ) -> Result<RecordBatch> {
+        self.project(&self.base_from_values(events, features)?)
+    }
+
+    /// The base rows of [`CompiledSpec::samples_from_values`], before the outputs.
+    pub fn base_from_values(
+        &self,
+        events: Vec<Vec<Value>>,
+        features: Vec<Vec<Value>>,
+    ) -> Result<RecordBatch> {
         let fields = self.base_schema.fields();
         if events.len() + features.len() != fields.len() {
             return Err(Error::Internal(format!(
@@ -323,9 +332,8 @@ impl CompiledSpec {
             .zip(events.into_iter().chain(features))
             .map(|(t, values)| to_array(&t, values))
             .collect::<Result<Vec<_>>>()?;
-        let base = RecordBatch::try_new(self.base_schema.clone(), columns)
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        self.project(&base)
+        RecordBatch::try_new(self.base_schema.clone(), columns)
+            .map_err(|e| Error::Internal(e.to_string()))
     }
 
     /// Evaluates the output columns over base rows.

@@ -46,6 +46,68 @@ pub fn to_scalar(t: &DataType, v: &Value) -> Result<ScalarValue> {
 
 /// A column of values as an Arrow array.
 pub fn to_array(t: &DataType, values: impl IntoIterator<Item = Value>) -> Result<ArrayRef> {
+    use arrow::array::TimestampMicrosecondBuilder;
+    use arrow::array::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder};
+    let mismatch = |v: &Value| Error::Invalid(format!("value {v:?} does not fit type {t}"));
+    // Flat types through typed builders; lists through scalars.
+    match t {
+        DataType::Boolean => {
+            let mut b = BooleanBuilder::new();
+            for v in values {
+                match v {
+                    Value::Null => b.append_null(),
+                    Value::Boolean(x) => b.append_value(x),
+                    v => return Err(mismatch(&v)),
+                }
+            }
+            return Ok(Arc::new(b.finish()));
+        }
+        DataType::Int64 => {
+            let mut b = Int64Builder::new();
+            for v in values {
+                match v {
+                    Value::Null => b.append_null(),
+                    Value::Int64(x) => b.append_value(x),
+                    v => return Err(mismatch(&v)),
+                }
+            }
+            return Ok(Arc::new(b.finish()));
+        }
+        DataType::Double => {
+            let mut b = Float64Builder::new();
+            for v in values {
+                match v {
+                    Value::Null => b.append_null(),
+                    Value::Double(x) => b.append_value(x),
+                    v => return Err(mismatch(&v)),
+                }
+            }
+            return Ok(Arc::new(b.finish()));
+        }
+        DataType::String => {
+            let mut b = StringBuilder::new();
+            for v in values {
+                match v {
+                    Value::Null => b.append_null(),
+                    Value::String(x) => b.append_value(x),
+                    v => return Err(mismatch(&v)),
+                }
+            }
+            return Ok(Arc::new(b.finish()));
+        }
+        DataType::Timestamp => {
+            let mut b = TimestampMicrosecondBuilder::new().with_timezone(UTC);
+            for v in values {
+                match v {
+                    Value::Null => b.append_null(),
+                    Value::Timestamp(x) => b.append_value(x),
+                    v => return Err(mismatch(&v)),
+                }
+            }
+            return Ok(Arc::new(b.finish()));
+        }
+        DataType::List(_) => {}
+    }
     let scalars = values
         .into_iter()
         .map(|v| to_scalar(t, &v))
