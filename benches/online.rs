@@ -264,10 +264,11 @@ fn start_redis(dir: &Path) -> (Child, String) {
     (child, format!("redis://127.0.0.1:{port}/0"))
 }
 
-/// A running `fstore serve` and its address.
+/// A running `fstore serve`, its address and its metrics URL.
 struct Server {
     child: Child,
     addr: String,
+    metrics: String,
 }
 
 impl Server {
@@ -276,7 +277,7 @@ impl Server {
             .args(["serve", "--registry"])
             .arg(registry)
             .args(["--online", online, "--namespace", NAMESPACE])
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -285,13 +286,42 @@ impl Server {
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
         let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+        line.clear();
+        out.read_line(&mut line).unwrap();
+        let metrics = line.trim().rsplit(' ').next().unwrap().to_string();
         std::thread::spawn(move || {
             let mut sink = String::new();
             while out.read_line(&mut sink).is_ok_and(|n| n > 0) {
                 sink.clear();
             }
         });
-        Server { child, addr }
+        Server {
+            child,
+            addr,
+            metrics,
+        }
+    }
+
+    /// The server's total GetFeatures handler time (seconds) and request count so far.
+    fn handler_time(&self) -> (f64, f64) {
+        use std::io::{Read, Write};
+        let rest = self.metrics.strip_prefix("http://").unwrap();
+        let (host, path) = rest.split_once('/').unwrap();
+        let mut s = std::net::TcpStream::connect(host).unwrap();
+        write!(s, "GET /{path} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        let find = |name: &str| {
+            body.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (
+            find("fstore_request_seconds_sum{method=\"GetFeatures\"}"),
+            find("fstore_request_seconds_count{method=\"GetFeatures\"}"),
+        )
     }
 }
 
@@ -398,6 +428,8 @@ async fn main() {
             redis.put_newer(chunk.to_vec()).await.unwrap();
             rocks.put_newer(chunk.to_vec()).await.unwrap();
         }
+        // As fstore materialize leaves it after a load.
+        rocks.compact().await.unwrap();
         // RocksDB is opened by the server next; this handle closes here.
     }
     let client = redis::Client::open(redis_url.as_str()).unwrap();
@@ -467,7 +499,7 @@ async fn main() {
         args.keys
     );
     println!(
-        "| keys | method | p50 µs | p99 µs | mean µs | p50 vs MGET | p99 vs MGET |\n| ---: | --- | ---: | ---: | ---: | ---: | ---: |"
+        "| keys | method | p50 µs | p99 µs | mean µs | p50 vs MGET | p99 vs MGET | server handler mean µs |\n| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     let methods = [
         "raw Redis MGET (fstore keys)",
@@ -479,6 +511,7 @@ async fn main() {
     let at = now_us();
     for (&size, &rounds) in args.sizes.iter().zip(&args.rounds) {
         let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); methods.len()];
+        let mut handler = [(0.0, 0.0); 2];
         let warmup = 20.max(rounds / 10);
         for round in 0..warmup + rounds {
             let idx = rng.distinct(size, args.keys);
@@ -534,7 +567,16 @@ async fn main() {
                     times[m].push(started.elapsed());
                 }
             }
+            if round + 1 == warmup {
+                handler = [on_redis.handler_time(), on_rocks.handler_time()];
+            }
         }
+        let after = [on_redis.handler_time(), on_rocks.handler_time()];
+        let handler_us: Vec<f64> = handler
+            .iter()
+            .zip(after)
+            .map(|(b, a)| (a.0 - b.0) / (a.1 - b.1).max(1.0) * 1e6)
+            .collect();
         for t in &mut times {
             t.sort();
         }
@@ -545,8 +587,12 @@ async fn main() {
             let p50 = percentile(t, 0.5);
             let p99 = percentile(t, 0.99);
             let mean = t.iter().sum::<Duration>() / t.len() as u32;
+            let server = match m {
+                2 | 3 => format!("{:.0}", handler_us[m - 2]),
+                _ => "—".to_string(),
+            };
             println!(
-                "| {size} | {name} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} |",
+                "| {size} | {name} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {server} |",
                 us(p50),
                 us(p99),
                 us(mean),

@@ -183,6 +183,7 @@ pub fn run(registry: &std::path::Path, args: MaterializeArgs) -> Result<(), CliE
                 "materialized"
             );
         }
+        store.compact().await.map_err(online_err)?;
         Ok::<_, CliError>(())
     })?;
     let peak = peak_rss_mib()

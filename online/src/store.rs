@@ -20,8 +20,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::Error;
 
-/// The embedded store's block cache.
-const ROCKSDB_CACHE_BYTES: usize = 256 << 20;
+/// The embedded store's block cache, MiB.
+const ROCKSDB_CACHE_MIB: u64 = 256;
 
 /// Keys per Redis command; larger lookups are split into pipelined commands.
 const REDIS_CHUNK: usize = 1000;
@@ -105,6 +105,27 @@ impl OnlineStore {
         match self {
             OnlineStore::Redis(r) => r.get(keys).await,
             OnlineStore::RocksDb(r) => r.get(keys).await,
+        }
+    }
+
+    /// After a bulk load: RocksDB flushes and compacts, which resolves the newer-wins merges
+    /// so reads find one value per key; Redis has nothing to do.
+    pub async fn compact(&self) -> Result<(), Error> {
+        match self {
+            OnlineStore::Redis(_) => Ok(()),
+            OnlineStore::RocksDb(r) => {
+                let db = r.db.clone();
+                let path = r.path.clone();
+                tokio::task::spawn_blocking(move || {
+                    db.flush().map_err(|e| {
+                        Error::Unavailable(format!("rocksdb at {}: {e}", path.display()))
+                    })?;
+                    db.compact_range::<&[u8], &[u8]>(None, None);
+                    Ok(())
+                })
+                .await
+                .map_err(|e| Error::Unavailable(format!("rocksdb compaction task: {e}")))?
+            }
         }
     }
 
@@ -240,14 +261,8 @@ impl RocksStore {
         opts.create_if_missing(true);
         opts.set_merge_operator_associative("fstore_newer_wins", newer_wins);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        // Point lookups: a block cache for hot values, bloom filters to skip files.
-        let mut table = rocksdb::BlockBasedOptions::default();
-        let cache = rocksdb::Cache::new_lru_cache(ROCKSDB_CACHE_BYTES)
-            .map_err(|e| Error::Unavailable(format!("rocksdb block cache: {e}")))?;
-        table.set_block_cache(&cache);
-        table.set_bloom_filter(10.0, false);
-        table.set_cache_index_and_filter_blocks(true);
-        opts.set_block_based_table_factory(&table);
+        // Point lookups only: a block cache, bloom filters, hash indexes inside data blocks.
+        opts.optimize_for_point_lookup(ROCKSDB_CACHE_MIB);
         // Opened by its column family, so lookups can name it (batched multi-get needs one).
         let default = rocksdb::ColumnFamilyDescriptor::new("default", opts.clone());
         let db = rocksdb::DB::open_cf_descriptors(&opts, path, [default])
