@@ -70,6 +70,68 @@ pub struct JoinArgs {
     /// Messages read per step at most.
     #[arg(long, default_value_t = 10_000)]
     pub max_batch: usize,
+    /// Also serve Prometheus metrics on http://ADDR/metrics (as of the last checkpoint).
+    #[arg(long)]
+    pub metrics: Option<String>,
+}
+
+/// The joiner's counters in the Prometheus text format.
+fn render(s: &fstore_joiner::Summary) -> String {
+    use std::fmt::Write as _;
+    let c = &s.counters;
+    let mut out = String::new();
+    let mut counter = |name: &str, help: &str, v: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+        );
+    };
+    counter(
+        "fstore_join_messages_total",
+        "Messages read from the source topics.",
+        c.messages,
+    );
+    counter(
+        "fstore_join_events_total",
+        "Label events taken on time.",
+        c.events,
+    );
+    counter("fstore_join_samples_total", "Samples emitted.", c.samples);
+    counter(
+        "fstore_join_rows_total",
+        "Feature rows applied to state.",
+        c.rows,
+    );
+    counter(
+        "fstore_join_late_total",
+        "Rows behind the frontier (dead-lettered).",
+        c.late,
+    );
+    counter(
+        "fstore_join_checkpoints_total",
+        "Checkpoints committed.",
+        s.checkpoints,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP fstore_join_dead_letters_total Dead letters by kind.\n# TYPE fstore_join_dead_letters_total counter"
+    );
+    for (kind, n) in &c.dead_letters {
+        let _ = writeln!(out, "fstore_join_dead_letters_total{{kind=\"{kind}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP fstore_join_pending_events Label events waiting for the frontier.\n# TYPE fstore_join_pending_events gauge\nfstore_join_pending_events {}",
+        s.pending
+    );
+    if s.frontier != i64::MIN {
+        let _ = writeln!(
+            out,
+            "# HELP fstore_join_frontier_seconds Event time before which every sample is out (Unix seconds).\n# TYPE fstore_join_frontier_seconds gauge\nfstore_join_frontier_seconds {}",
+            s.frontier as f64 / 1e6
+        );
+    }
+    out
 }
 
 fn joiner_err(e: fstore_joiner::Error) -> CliError {
@@ -226,6 +288,17 @@ pub fn run(registry: &Path, args: JoinArgs) -> Result<(), CliError> {
     };
     let stop = stop_flag();
     let mut joiner = Joiner::open(cfg, defs, snap.version, online).map_err(joiner_err)?;
+    if let Some(addr) = &args.metrics {
+        let status = joiner.status();
+        let bound = crate::metrics_http::spawn(
+            addr,
+            Arc::new(move || status.lock().map(|s| render(&s)).unwrap_or_default()),
+        )
+        .map_err(|e| CliError::user(format!("cannot listen on {addr} for metrics: {e}")))?;
+        println!("metrics on http://{bound}/metrics");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
     tracing::info!(spec = %args.spec, sink = %args.sink, until_end = args.until_end, "joiner started");
     let summary = joiner.run(&stop).map_err(joiner_err)?;
     let c = &summary.counters;

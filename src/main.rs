@@ -6,6 +6,7 @@ mod describe;
 mod exit;
 mod join;
 mod materialize;
+mod metrics_http;
 mod progress;
 mod sample;
 mod serve;

@@ -107,7 +107,11 @@ pub fn serve(registry: &Path, args: ServeArgs) -> Result<(), CliError> {
                 .await
                 .map_err(|e| CliError::user(format!("cannot listen on {m} for metrics: {e}")))?;
             let maddr = ml.local_addr().map_err(internal)?;
-            tokio::spawn(shared.metrics.clone().serve(ml));
+            let metrics = shared.metrics.clone();
+            tokio::spawn(crate::metrics_http::serve(
+                ml,
+                std::sync::Arc::new(move || metrics.render()),
+            ));
             println!("metrics on http://{maddr}/metrics");
         }
         tracing::info!(%addr, store = %shared.store.describe(), "serving");

@@ -20,7 +20,7 @@ use rdkafka::message::Headers;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
-use crate::support::{assert_no_diffs, fstore, repo, service, text, unique};
+use crate::support::{assert_no_diffs, fstore, http_get, repo, service, text, unique};
 
 /// The example's sources and the entity key each topic is partitioned by.
 const TABLES: [(&str, &str); 3] = [
@@ -732,6 +732,65 @@ async fn bad_and_late_messages_go_to_the_dead_letter_topic_and_online_stays_fres
     let out = setup.path("samples");
     let sink = format!("parquet://{}", out.display());
     let online = format!("rocksdb://{}", setup.path("online").display());
+    // First live (no end): metrics count the dead letters as they come; SIGTERM commits and
+    // stops cleanly. Then a bounded run on the same state finishes the job.
+    {
+        use std::io::BufRead;
+        let mut live = setup
+            .join_command(
+                "state",
+                &sink,
+                &[
+                    "--lateness",
+                    "15m",
+                    "--online",
+                    &online,
+                    "--namespace",
+                    "j",
+                    "--metrics",
+                    "127.0.0.1:0",
+                    "--checkpoint-interval",
+                    "100ms",
+                ],
+            )
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(live.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let url = line.trim().rsplit(' ').next().unwrap().to_string();
+        assert!(url.ends_with("/metrics"), "{line}");
+        let want_messages = format!("fstore_join_messages_total {}", msgs.len());
+        let t0 = Instant::now();
+        let body = loop {
+            let body = http_get(&url);
+            if body.contains(&want_messages) {
+                break body;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(60), "{body}");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        for needle in [
+            "fstore_join_dead_letters_total{kind=\"undecodable\"} 3",
+            "fstore_join_dead_letters_total{kind=\"missing-event-time\"} 1",
+            "fstore_join_dead_letters_total{kind=\"null-key\"} 1",
+            "fstore_join_late_total 0",
+            "fstore_join_frontier_seconds 17",
+        ] {
+            assert!(body.contains(needle), "{needle} not in\n{body}");
+        }
+        Command::new("kill")
+            .args(["-TERM", &live.id().to_string()])
+            .status()
+            .unwrap();
+        let status = live.wait().unwrap();
+        assert!(
+            status.success(),
+            "SIGTERM stops the joiner cleanly: {status:?}"
+        );
+    }
     let args = [
         "--until-end",
         "--lateness",

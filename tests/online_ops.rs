@@ -2,13 +2,11 @@
 //! client can cause answered with the right gRPC status and a reason, Prometheus metrics, and
 //! a graceful stop on SIGTERM.
 
-use std::io::{Read, Write};
-
 use fstore_proto::v1 as pb;
 use tonic::Code;
 
 use crate::online_serve::Server;
-use crate::support::{fstore, repo, text};
+use crate::support::{fstore, http_get, repo, text};
 
 fn key(s: &str) -> pb::EntityKey {
     pb::EntityKey {
@@ -24,16 +22,6 @@ fn get(refs: &[&str], keys: Vec<pb::EntityKey>) -> pb::GetFeaturesRequest {
         keys,
         request_time_us: Some(0),
     }
-}
-
-fn http_get(url: &str) -> String {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut s = std::net::TcpStream::connect(host).unwrap();
-    write!(s, "GET /{path} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }
 
 #[tokio::test]

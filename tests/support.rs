@@ -90,3 +90,15 @@ pub fn assert_no_diffs(mut diffs: Vec<String>, cells: usize) {
         shown.join("\n")
     );
 }
+
+/// The response (status line, headers and body) of a plain HTTP GET.
+pub fn http_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(s, "GET /{path} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}

@@ -85,7 +85,7 @@ pub trait OnlineWriter: Send {
 }
 
 /// What a run did (cumulative over restarts of the same state folder).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Summary {
     pub counters: Counters,
     pub frontier: i64,
@@ -191,6 +191,8 @@ pub struct Joiner {
     /// Where the garbage collector's walk over stored keys goes on.
     sweep_from: Option<Vec<u8>>,
     phase_seconds: BTreeMap<String, f64>,
+    /// The summary as of the last checkpoint, for metrics.
+    status: Arc<std::sync::Mutex<Summary>>,
 }
 
 fn fingerprints(defs: &Definitions, spec: &CompiledSpec) -> String {
@@ -505,9 +507,11 @@ impl Joiner {
             online,
             sweep_from: None,
             phase_seconds: BTreeMap::new(),
+            status: Arc::default(),
         };
         joiner.remove_uncommitted_files()?;
         joiner.recover_outbox()?;
+        joiner.publish_status();
         Ok(joiner)
     }
 
@@ -635,6 +639,17 @@ impl Joiner {
             .map(|(p, t)| (p.to_string(), t.as_secs_f64()))
             .collect();
         Ok(self.summary())
+    }
+
+    /// The summary as of the last checkpoint, shared with a metrics endpoint.
+    pub fn status(&self) -> Arc<std::sync::Mutex<Summary>> {
+        self.status.clone()
+    }
+
+    fn publish_status(&self) {
+        if let Ok(mut s) = self.status.lock() {
+            *s = self.summary();
+        }
     }
 
     pub fn summary(&self) -> Summary {
@@ -1238,6 +1253,7 @@ impl Joiner {
             self.cache.clear();
         }
         self.last_checkpoint = Instant::now();
+        self.publish_status();
         tracing::debug!(seq = self.cp.seq, frontier = %format_timestamp(self.cp.frontier), pending = self.pending.len(), "checkpoint");
         Ok(())
     }

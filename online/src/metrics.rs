@@ -1,13 +1,11 @@
 //! Prometheus metrics of `fstore serve`: requests by method and gRPC code, latency histograms
-//! by method, store errors; served as text on `GET /metrics` of a small HTTP listener.
+//! by method, store errors, rendered in the text exposition format (the binary serves them).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Latency bucket bounds, seconds.
 const BUCKETS: [f64; 14] = [
@@ -110,40 +108,5 @@ impl Metrics {
             self.store_errors.load(Ordering::Relaxed)
         );
         out
-    }
-
-    /// Serves `GET /metrics` on `listener` until the process ends.
-    pub async fn serve(self: std::sync::Arc<Self>, listener: tokio::net::TcpListener) {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                continue;
-            };
-            let me = self.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let mut len = 0;
-                while len < buf.len() {
-                    match sock.read(&mut buf[len..]).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => len += n,
-                    }
-                    if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-                        break;
-                    }
-                }
-                let head = String::from_utf8_lossy(&buf[..len]);
-                let (status, body) = if head.starts_with("GET /metrics") {
-                    ("200 OK", me.render())
-                } else {
-                    ("404 Not Found", "metrics are at /metrics\n".to_string())
-                };
-                let resp = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = sock.write_all(resp.as_bytes()).await;
-                let _ = sock.shutdown().await;
-            });
-        }
     }
 }
