@@ -42,17 +42,7 @@ pub struct Setup {
 impl Setup {
     pub async fn new(brokers: &str, partitions: &[(&str, i32)]) -> Setup {
         let work = tempfile::tempdir().unwrap();
-        let registry = work.path().join("registry");
-        let out = fstore(
-            &[
-                "apply",
-                repo().join("examples/ctr").to_str().unwrap(),
-                "--registry",
-                registry.to_str().unwrap(),
-            ],
-            work.path(),
-        );
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let registry = crate::support::apply_example(work.path(), "registry");
         let topics: BTreeMap<String, String> = TABLES
             .iter()
             .map(|(t, _)| (t.to_string(), unique(&format!("join-{t}"))))
@@ -84,6 +74,14 @@ impl Setup {
             topics,
             dead_letter,
         }
+    }
+
+    /// A setup whose topics hold the example's rows in arrival order, keyed by entity.
+    pub async fn with_example_rows(brokers: &str, partitions: &[(&str, i32)]) -> Setup {
+        let setup = Setup::new(brokers, partitions).await;
+        let events = repo().join("examples/ctr/data/events.jsonl");
+        produce(brokers, &messages(&setup, &events)).await;
+        setup
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -541,14 +539,9 @@ async fn kill_9_restarts_give_the_same_parquet_samples() {
     let Some(brokers) = service("FSTORE_KAFKA_BROKERS") else {
         return;
     };
-    let setup = Setup::new(
+    let setup = Setup::with_example_rows(
         &brokers,
         &[("impressions", 3), ("user_profile", 2), ("item_stats", 1)],
-    )
-    .await;
-    produce(
-        &brokers,
-        &messages(&setup, &repo().join("examples/ctr/data/events.jsonl")),
     )
     .await;
     let out = setup.path("samples");
@@ -584,14 +577,9 @@ async fn kill_9_restarts_give_the_same_kafka_samples_once_each() {
     let Some(brokers) = service("FSTORE_KAFKA_BROKERS") else {
         return;
     };
-    let setup = Setup::new(
+    let setup = Setup::with_example_rows(
         &brokers,
         &[("impressions", 2), ("user_profile", 2), ("item_stats", 2)],
-    )
-    .await;
-    produce(
-        &brokers,
-        &messages(&setup, &repo().join("examples/ctr/data/events.jsonl")),
     )
     .await;
     let topic = unique("join-samples");
@@ -940,14 +928,9 @@ async fn two_instances_split_the_partitions_and_together_equal_the_batch() {
     };
     // Events and profiles keyed by user_id with equal partition counts (co-partitioned);
     // item stats keyed by item_id, read whole by both instances.
-    let setup = Setup::new(
+    let setup = Setup::with_example_rows(
         &brokers,
         &[("impressions", 4), ("user_profile", 4), ("item_stats", 3)],
-    )
-    .await;
-    produce(
-        &brokers,
-        &messages(&setup, &repo().join("examples/ctr/data/events.jsonl")),
     )
     .await;
     let out = setup.path("samples");

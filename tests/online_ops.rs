@@ -6,7 +6,7 @@ use fstore_proto::v1 as pb;
 use tonic::Code;
 
 use crate::online_serve::Server;
-use crate::support::{fstore, http_get, repo, text};
+use crate::support::http_get;
 
 fn key(s: &str) -> pb::EntityKey {
     pb::EntityKey {
@@ -27,17 +27,7 @@ fn get(refs: &[&str], keys: Vec<pb::EntityKey>) -> pb::GetFeaturesRequest {
 #[tokio::test]
 async fn serve_reports_health_reflection_registry_errors_and_metrics() {
     let work = tempfile::tempdir().unwrap();
-    let registry = work.path().join("reg");
-    let out = fstore(
-        &[
-            "apply",
-            repo().join("examples/ctr").to_str().unwrap(),
-            "--registry",
-            registry.to_str().unwrap(),
-        ],
-        work.path(),
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let registry = crate::support::apply_example(work.path(), "reg");
     let online = format!("rocksdb://{}", work.path().join("online").display());
     let (server, metrics) =
         Server::start_with(&registry, &online, "ops", &["--metrics", "127.0.0.1:0"]);

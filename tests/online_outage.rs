@@ -3,7 +3,7 @@
 //! The test runs its own redis-server (the binary scripts/setup.sh installs) so it can stop it.
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use fstore_online::OnlineStore;
@@ -12,35 +12,9 @@ use fstore_proto::v1 as pb;
 use fstore_registry::codec::Value;
 
 use crate::online_serve::Server;
-use crate::support::{fstore, repo, text};
 
 fn start_redis(port: u16, dir: &std::path::Path) -> Child {
-    let child = Command::new("redis-server")
-        .args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .arg("--dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server runs");
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "redis-server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
+    crate::support::start_redis(port, dir, &[])
 }
 
 async fn request(server: &Server) -> Result<pb::GetFeaturesResponse, tonic::Status> {
@@ -101,17 +75,7 @@ async fn redis_outage_gives_unavailable_then_recovers() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let registry = work.path().join("reg");
-    let out = fstore(
-        &[
-            "apply",
-            repo().join("examples/ctr").to_str().unwrap(),
-            "--registry",
-            registry.to_str().unwrap(),
-        ],
-        work.path(),
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let registry = crate::support::apply_example(work.path(), "reg");
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -6,7 +6,7 @@ use fstore_online::OnlineStore;
 use fstore_registry::DataType;
 use fstore_registry::codec::{Codec, Value};
 
-use crate::support::{fstore, repo, service, text, unique};
+use crate::support::{repo, service, text, unique};
 
 fn codec() -> Codec {
     Codec::new(
@@ -165,43 +165,22 @@ fn start_tls_redis(dir: &std::path::Path) -> Option<(KillOnDrop, u16, std::path:
         .local_addr()
         .unwrap()
         .port();
-    let child = std::process::Command::new("redis-server")
-        .args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--tls-port",
-            &port.to_string(),
-        ])
-        .arg("--tls-cert-file")
-        .arg(&cert)
-        .arg("--tls-key-file")
-        .arg(&key)
-        .arg("--tls-ca-cert-file")
-        .arg(&cert)
-        .args([
-            "--tls-auth-clients",
-            "no",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .arg("--dir")
-        .arg(dir)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("redis-server runs (scripts/setup.sh installs it)");
-    let guard = KillOnDrop(child);
-    let t0 = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t0.elapsed().as_secs() < 10,
-            "redis-server with TLS did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let port_s = port.to_string();
+    let tls: Vec<&std::ffi::OsStr> = vec![
+        "--port".as_ref(),
+        "0".as_ref(),
+        "--tls-port".as_ref(),
+        port_s.as_ref(),
+        "--tls-cert-file".as_ref(),
+        cert.as_os_str(),
+        "--tls-key-file".as_ref(),
+        key.as_os_str(),
+        "--tls-ca-cert-file".as_ref(),
+        cert.as_os_str(),
+        "--tls-auth-clients".as_ref(),
+        "no".as_ref(),
+    ];
+    let guard = KillOnDrop(crate::support::start_redis(port, dir, &tls));
     Some((guard, port, cert))
 }
 
@@ -227,18 +206,8 @@ async fn redis_over_tls_verifies_the_server_certificate() {
     exercise(&store, &unique("tls")).await;
 
     // Verified: the self-signed certificate is refused unless SSL_CERT_FILE trusts it.
-    let registry = dir.path().join("reg");
+    let registry = crate::support::apply_example(dir.path(), "reg");
     let example = repo().join("examples/ctr");
-    let applied = fstore(
-        &[
-            "apply",
-            example.to_str().unwrap(),
-            "--registry",
-            registry.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
     let url = format!("rediss://127.0.0.1:{port}/1");
     let materialize = |trust: Option<&std::path::Path>| {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fstore"));

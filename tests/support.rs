@@ -102,3 +102,46 @@ pub fn http_get(url: &str) -> String {
     s.read_to_string(&mut out).unwrap();
     out
 }
+
+/// `fstore apply` of the example's definitions into `work/NAME`; returns the registry path.
+pub fn apply_example(work: &Path, name: &str) -> PathBuf {
+    let registry = work.join(name);
+    let out = fstore(
+        &[
+            "apply",
+            repo().join("examples/ctr").to_str().unwrap(),
+            "--registry",
+            registry.to_str().unwrap(),
+        ],
+        work,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    registry
+}
+
+/// A redis-server of the test's own on 127.0.0.1 (no persistence, data in `dir`), listening
+/// on `port` (with `args` it may instead speak TLS there); returns once the port accepts.
+pub fn start_redis(port: u16, dir: &Path, args: &[&std::ffi::OsStr]) -> std::process::Child {
+    let mut cmd = Command::new("redis-server");
+    cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir);
+    if args.is_empty() {
+        cmd.args(["--port", &port.to_string()]);
+    }
+    let child = cmd
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server runs (scripts/setup.sh installs it)");
+    let t0 = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "redis-server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child
+}
