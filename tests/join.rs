@@ -134,6 +134,37 @@ pub fn messages(setup: &Setup, events: &Path) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// Reorders messages by event time plus a random delay below `jitter_us`: every row then
+/// arrives at most `jitter_us` behind any row before it. Rows without an event time keep the
+/// time of the row before them.
+pub fn shuffle_within(
+    msgs: Vec<(String, String, String)>,
+    jitter_us: i64,
+    seed: u64,
+) -> Vec<(String, String, String)> {
+    let mut x = seed | 1;
+    let mut last = i64::MIN;
+    let mut keyed: Vec<(i64, usize, (String, String, String))> = msgs
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let v: serde_json::Value = serde_json::from_str(&m.2).unwrap_or_default();
+            if let Some(ts) = v["ts"]
+                .as_str()
+                .and_then(|t| fstore_registry::json::parse_timestamp(t).ok())
+            {
+                last = ts;
+            }
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (last.saturating_add((x % jitter_us as u64) as i64), i, m)
+        })
+        .collect();
+    keyed.sort_by_key(|(t, i, _)| (*t, *i));
+    keyed.into_iter().map(|(_, _, m)| m).collect()
+}
+
 /// Produces messages in order, each keyed (so a key stays in one partition).
 pub async fn produce(brokers: &str, msgs: &[(String, String, String)]) {
     let producer: FutureProducer = ClientConfig::new()
@@ -375,7 +406,17 @@ async fn stream_samples_equal_the_batch_on_the_example_data() {
         &[("impressions", 3), ("user_profile", 3), ("item_stats", 2)],
     )
     .await;
-    let msgs = messages(&setup, &repo().join("examples/ctr/data/events.jsonl"));
+    // Shuffled within 14 minutes of event time (the joiner allows 15), a new order each run.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    eprintln!("arrival order seed {seed}");
+    let msgs = shuffle_within(
+        messages(&setup, &repo().join("examples/ctr/data/events.jsonl")),
+        14 * 60_000_000,
+        seed,
+    );
     produce(&brokers, &msgs).await;
     let out = setup.path("samples");
     let t = ok(&setup.join(
@@ -981,4 +1022,52 @@ async fn two_instances_split_the_partitions_and_together_equal_the_batch() {
         "{}",
         text(&bad)
     );
+}
+
+#[tokio::test]
+async fn stream_samples_reproduce_the_contract_vectors() {
+    let Some(brokers) = service("FSTORE_KAFKA_BROKERS") else {
+        return;
+    };
+    let contract = repo().join("../shared/contract/basic");
+    if !contract.exists() {
+        eprintln!("skipped: no shared/contract beside the repository");
+        return;
+    }
+    let setup = Setup::new(
+        &brokers,
+        &[("impressions", 2), ("user_profile", 2), ("item_stats", 2)],
+    )
+    .await;
+    // The contract's own arrival order: mostly by time, some rows up to 10 minutes late.
+    produce(&brokers, &messages(&setup, &contract.join("events.jsonl"))).await;
+    let out = setup.path("samples");
+    let t = ok(&setup.join(
+        "state",
+        &format!("parquet://{}", out.display()),
+        &["--until-end", "--lateness", "10m"],
+    ));
+    assert!(t.contains("0 dead letters"), "{t}");
+    let ctx = datafusion::prelude::SessionContext::new();
+    let expected = ctx
+        .read_parquet(
+            contract.join("expected.parquet").to_str().unwrap(),
+            Default::default(),
+        )
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let want = by_request_id(&expected);
+    let got = by_request_id(&read_parquet_dir(&out));
+    let columns: Vec<String> = expected[0]
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+    assert_eq!(columns.len(), 12);
+    assert_same(&got, &want, Some(&columns));
 }
