@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what fstore builds and tests need, if missing: Debian's RocksDB, libclang,
 # OpenSSL and protoc for the build; redis-server, the tansu Kafka-protocol broker and Python's
-# grpcio-tools for tests.
+# grpcio-tools, numpy, pyarrow and tritonclient (model config only) for tests.
 set -euo pipefail
 
 need_apt=()
@@ -34,4 +34,14 @@ if ! python3 -c "import grpc_tools" >/dev/null 2>&1; then
   echo "setup: installing grpcio-tools (the Python gRPC client test)"
   python3 -m pip install -q --disable-pip-version-check grpcio-tools==1.85.1
 fi
-echo "setup: ok (rocksdb, libclang, protoc, redis-server, grpcio-tools, tansu $("$(dirname "$0")/tansu-path.sh"))"
+if ! python3 -c "import numpy, pyarrow" >/dev/null 2>&1; then
+  echo "setup: installing numpy and pyarrow (export checks and the training example)"
+  python3 -m pip install -q --disable-pip-version-check numpy==2.4.6 pyarrow==26.0.1
+fi
+if ! python3 -c "import tritonclient" >/dev/null 2>&1; then
+  # Only its generated model_config_pb2 is used (to parse exported Triton blocks); without
+  # its dependencies, which would pin an older protobuf than grpcio-tools needs.
+  echo "setup: installing tritonclient's model config (Triton export check)"
+  python3 -m pip install -q --disable-pip-version-check --no-deps tritonclient==2.73.0
+fi
+echo "setup: ok (rocksdb, libclang, openssl, protoc, redis-server, grpcio-tools, numpy, pyarrow, tritonclient, tansu $("$(dirname "$0")/tansu-path.sh"))"

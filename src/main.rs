@@ -4,6 +4,7 @@
 mod datagen;
 mod describe;
 mod exit;
+mod export;
 mod join;
 mod materialize;
 mod metrics_http;
@@ -120,6 +121,21 @@ enum Command {
         registry: RegistryArg,
         #[command(flatten)]
         args: join::JoinArgs,
+    },
+    /// Writes what a model (or spec) consumes for the layers around it: an Arrow schema, a
+    /// TensorFlow feature spec, a Python input module, Triton blocks, or a graph schema.
+    Export {
+        #[command(flatten)]
+        registry: RegistryArg,
+        #[command(flatten)]
+        args: export::ExportArgs,
+    },
+    /// Writes a spec's graph as of a time: node tables per entity, edge tables per event source.
+    ExportGraph {
+        #[command(flatten)]
+        registry: RegistryArg,
+        #[command(flatten)]
+        args: export::ExportGraphArgs,
     },
     /// Lists the objects of the current registry version.
     List {
@@ -243,6 +259,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Serve { registry, args } => serve::serve(&registry.registry, args)?,
         Command::Get { args } => serve::get(args)?,
         Command::Join { registry, args } => join::run(&registry.registry, args)?,
+        Command::Export { registry, args } => export::export(&registry.registry, args)?,
+        Command::ExportGraph { registry, args } => export::export_graph(&registry.registry, args)?,
         Command::List { registry } => {
             let snap = Registry::new(&registry.registry).require_current()?;
             print!("{}", describe::list(&snap));

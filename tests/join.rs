@@ -250,13 +250,16 @@ pub fn consume_all(brokers: &str, topic: &str) -> Vec<Consumed> {
     }
 }
 
-/// Every row of the Parquet files under `dir` (dot-files skipped).
+/// Every row of the Parquet files under `dir` (dot-files skipped), or of the file `dir`.
 pub fn read_parquet_dir(dir: &Path) -> Vec<RecordBatch> {
     let mut files = Vec::new();
     if !dir.exists() {
         return Vec::new();
     }
     let mut stack = vec![dir.to_path_buf()];
+    if dir.is_file() {
+        files.push(stack.remove(0));
+    }
     while let Some(d) = stack.pop() {
         for e in fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();

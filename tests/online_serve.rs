@@ -123,7 +123,7 @@ fn column_value(dtype: &str, c: &pb::Column, i: usize) -> Value {
     }
 }
 
-fn json_keys(data: &Path, file: &str, key: &str) -> Vec<serde_json::Value> {
+pub fn json_keys(data: &Path, file: &str, key: &str) -> Vec<serde_json::Value> {
     let set: BTreeSet<String> = fs::read_to_string(data.join(file))
         .unwrap()
         .lines()
@@ -193,7 +193,13 @@ fn ok(o: &std::process::Output) {
 
 /// Batch samples for one event per key at `t`: the example's impressions plus the spine's
 /// events (which windows at `t` do not see), sampled in `[t, t + 1)`; only the spine's rows.
-fn batch_at(work: &Path, registry: &str, users: &[String], items: &[i64], t: i64) -> RecordBatch {
+pub fn batch_at(
+    work: &Path,
+    registry: &str,
+    users: &[String],
+    items: &[i64],
+    t: i64,
+) -> RecordBatch {
     let dir = work.join(format!("impressions-{t}"));
     fs::create_dir_all(&dir).unwrap();
     fs::copy(

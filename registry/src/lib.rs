@@ -9,6 +9,7 @@ pub mod aggregate;
 pub mod codec;
 pub mod compiled;
 pub mod error;
+pub mod export;
 pub mod expr;
 pub mod functions;
 pub mod json;

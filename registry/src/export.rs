@@ -1,0 +1,865 @@
+//! What a model consumes, described once from the registry, and rendered for the layers around
+//! it: an Arrow schema with per-field metadata, a TensorFlow feature spec, a Python input module,
+//! Triton's `input`/`output` blocks, and a graph schema for graph samplers.
+//!
+//! A model's **inputs** are spec columns in the model's input order, each with an encoding:
+//! - `dense`: BOOLEAN, INT64, DOUBLE and TIMESTAMP values as one float each (TIMESTAMP as
+//!   epoch seconds, BOOLEAN as 0/1); NULL becomes 0;
+//! - `categorical`: the result of `hash_bucket(x, n)` (ids `0..n`) or `bucketize(x, b1…bk)`
+//!   (ids `0..=k`) as an INT64 id; NULL becomes the extra id `missing_id` (n, or k + 1), so
+//!   `num_ids` counts it;
+//! - `text`: STRING values as they are; NULL becomes the empty string;
+//! - `sequence`: LIST values, variable length; NULL becomes the empty list.
+//!
+//! Its **outputs** are the spec's labels. The same description feeds every format, so a trainer
+//! reading samples and a server asking `GetModelInputs` agree on names, order and defaults.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema};
+use serde::Serialize;
+use serde_json::{Value as Json, json};
+
+use crate::expr::parse_expr;
+use crate::model::{ColumnRole, Definitions, ObjectRef, OutputColumn, SampleSpec};
+use crate::types::DataType;
+use crate::{Error, Result};
+
+/// How a model receives an input.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Encoding {
+    Dense,
+    Categorical {
+        /// Ids `0..num_ids`, the missing id included.
+        num_ids: i64,
+        /// The id a NULL value gets.
+        missing_id: i64,
+        /// `hash_bucket(x, n)`: n.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hash_buckets: Option<i64>,
+        /// `bucketize(x, b1…bk)`: the boundaries.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        boundaries: Option<Vec<f64>>,
+    },
+    Text,
+    Sequence,
+}
+
+/// Where an input comes from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "from", rename_all = "snake_case")]
+pub enum Origin {
+    /// A feature of a joined group.
+    Feature {
+        join: String,
+        group: String,
+        feature: String,
+    },
+    /// A transform over the event and the features.
+    Transform { expr: String },
+    /// A column of the label event.
+    Event { column: String },
+}
+
+/// One model input.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Input {
+    pub name: String,
+    /// Position in the model's input order.
+    pub index: usize,
+    #[serde(rename = "type")]
+    pub dtype: DataType,
+    #[serde(flatten)]
+    pub origin: Origin,
+    pub encoding: Encoding,
+    /// What a NULL becomes in the model's input.
+    pub default: Json,
+}
+
+/// One model output (a label of the spec).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Output {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub dtype: DataType,
+}
+
+/// A model's inputs and outputs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Signature {
+    /// The model (or the spec, exported as a model of all its features and transforms).
+    pub model: String,
+    pub spec: String,
+    pub registry_version: u64,
+    pub spec_fingerprint: String,
+    pub inputs: Vec<Input>,
+    pub outputs: Vec<Output>,
+}
+
+/// A literal number of an expression argument.
+fn number(e: &datafusion::sql::sqlparser::ast::Expr) -> Option<f64> {
+    use datafusion::sql::sqlparser::ast::{Expr, UnaryOperator, Value};
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => n.parse().ok(),
+            _ => None,
+        },
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => number(expr).map(|n| -n),
+        Expr::Nested(e) => number(e),
+        _ => None,
+    }
+}
+
+/// The encoding a column's expression and type give.
+fn encoding(col: &OutputColumn) -> Encoding {
+    use datafusion::sql::sqlparser::ast::{Expr, FunctionArg, FunctionArgExpr, FunctionArguments};
+    if matches!(col.role, ColumnRole::Transform)
+        && col.dtype == DataType::Int64
+        && let Ok(Expr::Function(f)) = parse_expr(&col.expr)
+        && let FunctionArguments::List(list) = &f.args
+    {
+        let args: Vec<Option<f64>> = list
+            .args
+            .iter()
+            .map(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => number(e),
+                _ => None,
+            })
+            .collect();
+        let name = f.name.to_string().to_ascii_lowercase();
+        match (name.as_str(), args.as_slice()) {
+            ("hash_bucket", [_, Some(n)]) if *n >= 1.0 && n.fract() == 0.0 => {
+                let n = *n as i64;
+                return Encoding::Categorical {
+                    num_ids: n + 1,
+                    missing_id: n,
+                    hash_buckets: Some(n),
+                    boundaries: None,
+                };
+            }
+            ("bucketize", [_, rest @ ..])
+                if !rest.is_empty() && rest.iter().all(Option::is_some) =>
+            {
+                let b: Vec<f64> = rest.iter().flatten().copied().collect();
+                let k = b.len() as i64;
+                return Encoding::Categorical {
+                    num_ids: k + 2,
+                    missing_id: k + 1,
+                    hash_buckets: None,
+                    boundaries: Some(b),
+                };
+            }
+            _ => {}
+        }
+    }
+    match &col.dtype {
+        DataType::String => Encoding::Text,
+        DataType::List(_) => Encoding::Sequence,
+        _ => Encoding::Dense,
+    }
+}
+
+fn default_of(e: &Encoding) -> Json {
+    match e {
+        Encoding::Dense => json!(0.0),
+        Encoding::Categorical { missing_id, .. } => json!(missing_id),
+        Encoding::Text => json!(""),
+        Encoding::Sequence => json!([]),
+    }
+}
+
+fn spec_columns<'a>(spec: &'a SampleSpec, names: &[String]) -> Result<Vec<&'a OutputColumn>> {
+    names
+        .iter()
+        .map(|n| {
+            spec.columns.iter().find(|c| &c.name == n).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "\"{n}\" is not a column of sample spec \"{}\"",
+                    spec.name
+                ))
+            })
+        })
+        .collect()
+}
+
+impl Signature {
+    /// The signature of a model, or of a spec (all its feature and transform columns).
+    pub fn of(defs: &Definitions, name: &str, registry_version: u64) -> Result<Self> {
+        let (model, spec, inputs, outputs) = match defs.models.get(name) {
+            Some(m) => (
+                m.name.clone(),
+                defs.spec(&m.spec)?,
+                m.inputs.clone(),
+                m.outputs.clone(),
+            ),
+            None => {
+                let Some(spec) = defs.specs.get(name) else {
+                    let mut known: Vec<&str> = defs
+                        .models
+                        .keys()
+                        .chain(defs.specs.keys())
+                        .map(String::as_str)
+                        .collect();
+                    known.sort_unstable();
+                    return Err(Error::Unknown {
+                        kind: "model or sample spec",
+                        name: name.to_string(),
+                        known: known.into_iter().map(String::from).collect(),
+                    });
+                };
+                let inputs = spec
+                    .columns
+                    .iter()
+                    .filter(|c| {
+                        matches!(c.role, ColumnRole::Feature { .. } | ColumnRole::Transform)
+                    })
+                    .map(|c| c.name.clone())
+                    .collect();
+                (spec.name.clone(), spec, inputs, spec.labels.clone())
+            }
+        };
+        let inputs = spec_columns(spec, &inputs)?
+            .into_iter()
+            .enumerate()
+            .map(|(index, c)| {
+                let origin = match &c.role {
+                    ColumnRole::Feature { join, feature } => Origin::Feature {
+                        join: join.clone(),
+                        group: spec
+                            .joins
+                            .iter()
+                            .find(|j| &j.alias == join)
+                            .map_or_else(|| join.clone(), |j| j.group.clone()),
+                        feature: feature.clone(),
+                    },
+                    ColumnRole::Transform => Origin::Transform {
+                        expr: c.expr.clone(),
+                    },
+                    ColumnRole::Event { column }
+                    | ColumnRole::EventTime { column }
+                    | ColumnRole::Label { column } => Origin::Event {
+                        column: column.clone(),
+                    },
+                };
+                let encoding = encoding(c);
+                Input {
+                    name: c.name.clone(),
+                    index,
+                    dtype: c.dtype.clone(),
+                    origin,
+                    default: default_of(&encoding),
+                    encoding,
+                }
+            })
+            .collect();
+        let outputs = spec_columns(spec, &outputs)?
+            .into_iter()
+            .map(|c| Output {
+                name: c.name.clone(),
+                dtype: c.dtype.clone(),
+            })
+            .collect();
+        Ok(Signature {
+            model,
+            spec: spec.name.clone(),
+            registry_version,
+            spec_fingerprint: ObjectRef::Spec(spec).fingerprint(),
+            inputs,
+            outputs,
+        })
+    }
+
+    /// The description as JSON (the `json` format, and what the other formats embed).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("signatures serialize")
+    }
+
+    /// The sample schema (every spec column, in sample order) with per-field metadata:
+    /// `fstore.role`, `fstore.type`, and for model inputs `fstore.input_index`,
+    /// `fstore.encoding`, `fstore.default`, `fstore.num_ids`, `fstore.missing_id`,
+    /// `fstore.hash_buckets`, `fstore.boundaries`, `fstore.group`, `fstore.feature`,
+    /// `fstore.transform`; outputs carry `fstore.output`.
+    pub fn arrow_schema(&self, spec: &SampleSpec) -> Schema {
+        let fields: Vec<Field> = spec
+            .columns
+            .iter()
+            .map(|c| {
+                let mut meta: BTreeMap<String, String> = BTreeMap::new();
+                let role = match &c.role {
+                    ColumnRole::Event { .. } => "event",
+                    ColumnRole::EventTime { .. } => "event_time",
+                    ColumnRole::Label { .. } => "label",
+                    ColumnRole::Feature { .. } => "feature",
+                    ColumnRole::Transform => "transform",
+                };
+                meta.insert("fstore.role".into(), role.into());
+                meta.insert("fstore.type".into(), c.dtype.to_string());
+                if let Some(i) = self.inputs.iter().find(|i| i.name == c.name) {
+                    meta.insert("fstore.input_index".into(), i.index.to_string());
+                    meta.insert("fstore.default".into(), i.default.to_string());
+                    match &i.origin {
+                        Origin::Feature { group, feature, .. } => {
+                            meta.insert("fstore.group".into(), group.clone());
+                            meta.insert("fstore.feature".into(), feature.clone());
+                        }
+                        Origin::Transform { expr } => {
+                            meta.insert("fstore.transform".into(), expr.clone());
+                        }
+                        Origin::Event { column } => {
+                            meta.insert("fstore.event_column".into(), column.clone());
+                        }
+                    }
+                    let (kind, extra) = match &i.encoding {
+                        Encoding::Dense => ("dense", vec![]),
+                        Encoding::Text => ("text", vec![]),
+                        Encoding::Sequence => ("sequence", vec![]),
+                        Encoding::Categorical {
+                            num_ids,
+                            missing_id,
+                            hash_buckets,
+                            boundaries,
+                        } => {
+                            let mut v = vec![
+                                ("fstore.num_ids", num_ids.to_string()),
+                                ("fstore.missing_id", missing_id.to_string()),
+                            ];
+                            if let Some(n) = hash_buckets {
+                                v.push(("fstore.hash_buckets", n.to_string()));
+                            }
+                            if let Some(b) = boundaries {
+                                v.push(("fstore.boundaries", json!(b).to_string()));
+                            }
+                            ("categorical", v)
+                        }
+                    };
+                    meta.insert("fstore.encoding".into(), kind.into());
+                    for (k, v) in extra {
+                        meta.insert(k.into(), v);
+                    }
+                }
+                if self.outputs.iter().any(|o| o.name == c.name) {
+                    meta.insert("fstore.output".into(), "true".into());
+                }
+                Field::new(&c.name, c.dtype.to_arrow(), true)
+                    .with_metadata(meta.into_iter().collect())
+            })
+            .collect();
+        let meta = [
+            ("fstore.model", self.model.clone()),
+            ("fstore.spec", self.spec.clone()),
+            ("fstore.registry_version", self.registry_version.to_string()),
+            ("fstore.spec_fingerprint", self.spec_fingerprint.clone()),
+            (
+                "fstore.inputs",
+                json!(self.inputs.iter().map(|i| &i.name).collect::<Vec<_>>()).to_string(),
+            ),
+            (
+                "fstore.outputs",
+                json!(self.outputs.iter().map(|o| &o.name).collect::<Vec<_>>()).to_string(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Schema::new_with_metadata(fields, meta)
+    }
+
+    /// The schema as an Arrow IPC stream holding only the schema message.
+    pub fn arrow_ipc(&self, spec: &SampleSpec) -> Result<Vec<u8>> {
+        let schema = Arc::new(self.arrow_schema(spec));
+        let mut buf = Vec::new();
+        {
+            let mut w = arrow::ipc::writer::StreamWriter::try_new(&mut buf, &schema)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            w.finish().map_err(|e| Error::Internal(e.to_string()))?;
+        }
+        Ok(buf)
+    }
+
+    /// The schema as JSON: fields with name, Arrow type, nullability and metadata.
+    pub fn arrow_json(&self, spec: &SampleSpec) -> String {
+        let schema = self.arrow_schema(spec);
+        let fields: Vec<Json> = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                json!({
+                    "name": f.name(),
+                    "type": f.data_type().to_string(),
+                    "nullable": f.is_nullable(),
+                    "metadata": f.metadata().iter().collect::<BTreeMap<_, _>>(),
+                })
+            })
+            .collect();
+        serde_json::to_string_pretty(&json!({
+            "fields": fields,
+            "metadata": schema.metadata().iter().collect::<BTreeMap<_, _>>(),
+        }))
+        .expect("json")
+    }
+
+    /// A feature spec for `tf.io.parse_example`-style readers: per input a `FixedLenFeature`
+    /// (shape `[]`, dtype, default) or a `VarLenFeature` for sequences; labels likewise.
+    pub fn tf_spec(&self) -> String {
+        let feature = |dtype: &DataType, enc: Option<&Encoding>, default: Option<&Json>| {
+            let tf_dtype = match (enc, dtype) {
+                (Some(Encoding::Categorical { .. }), _) => "int64",
+                (Some(Encoding::Dense), _) => "float32",
+                (_, DataType::String) => "string",
+                (_, DataType::Boolean | DataType::Int64 | DataType::Timestamp) => "int64",
+                (_, DataType::Double) => "float32",
+                (_, DataType::List(inner)) => match inner.as_ref() {
+                    DataType::String => "string",
+                    DataType::Double => "float32",
+                    _ => "int64",
+                },
+            };
+            match (enc, dtype) {
+                (Some(Encoding::Sequence), _) | (None, DataType::List(_)) => json!({
+                    "type": "VarLenFeature",
+                    "dtype": tf_dtype,
+                }),
+                _ => {
+                    let mut f = json!({"type": "FixedLenFeature", "shape": [], "dtype": tf_dtype});
+                    if let Some(d) = default {
+                        f["default_value"] = d.clone();
+                    }
+                    f
+                }
+            }
+        };
+        let inputs: serde_json::Map<String, Json> = self
+            .inputs
+            .iter()
+            .map(|i| {
+                (
+                    i.name.clone(),
+                    feature(&i.dtype, Some(&i.encoding), Some(&i.default)),
+                )
+            })
+            .collect();
+        let labels: serde_json::Map<String, Json> = self
+            .outputs
+            .iter()
+            .map(|o| (o.name.clone(), feature(&o.dtype, None, None)))
+            .collect();
+        serde_json::to_string_pretty(&json!({
+            "model": self.model,
+            "spec": self.spec,
+            "spec_fingerprint": self.spec_fingerprint,
+            "features": inputs,
+            "labels": labels,
+            "input_order": self.inputs.iter().map(|i| &i.name).collect::<Vec<_>>(),
+        }))
+        .expect("json")
+    }
+
+    /// Triton's `input` and `output` blocks (protobuf text format of `ModelConfig`): one input
+    /// per model input in order, as the Python module's `to_inputs` and `from_model_inputs`
+    /// give them (dense FP32, categorical INT64, text BYTES, sequences of variable length);
+    /// one output per label, a score (FP32).
+    pub fn triton(&self) -> String {
+        let mut out = format!(
+            "# Inputs of model \"{}\" (spec \"{}\", registry version {}, spec fingerprint {}),\n# generated by `fstore export --format triton`. Names and order match GetModelInputs.\n",
+            self.model, self.spec, self.registry_version, self.spec_fingerprint
+        );
+        out.push_str("input [\n");
+        for (n, i) in self.inputs.iter().enumerate() {
+            let (t, dims) = match &i.encoding {
+                Encoding::Dense => ("TYPE_FP32", "[ 1 ]"),
+                Encoding::Categorical { .. } => ("TYPE_INT64", "[ 1 ]"),
+                Encoding::Text => ("TYPE_STRING", "[ 1 ]"),
+                Encoding::Sequence => (
+                    match &i.dtype {
+                        DataType::List(inner) if **inner == DataType::String => "TYPE_STRING",
+                        DataType::List(inner) if **inner == DataType::Double => "TYPE_FP32",
+                        _ => "TYPE_INT64",
+                    },
+                    "[ -1 ]",
+                ),
+            };
+            let sep = if n + 1 < self.inputs.len() { "," } else { "" };
+            let _ = writeln!(
+                out,
+                "  {{\n    name: \"{}\"\n    data_type: {t}\n    dims: {dims}\n  }}{sep}",
+                i.name
+            );
+        }
+        out.push_str("]\noutput [\n");
+        for (n, o) in self.outputs.iter().enumerate() {
+            let sep = if n + 1 < self.outputs.len() { "," } else { "" };
+            let _ = writeln!(
+                out,
+                "  {{\n    name: \"{}\"\n    data_type: TYPE_FP32\n    dims: [ 1 ]\n  }}{sep}",
+                o.name
+            );
+        }
+        out.push_str("]\n");
+        out
+    }
+}
+
+/// A graph schema for graph samplers: node types are the entities a spec joins, with their
+/// groups' features; an edge type is the spec's event source when it references two entities
+/// (its first two distinct ones: source → destination), with its other columns as edge features.
+pub fn graph_schema(defs: &Definitions, spec_name: &str, registry_version: u64) -> Result<Json> {
+    let spec = defs.spec(spec_name)?;
+    let source = defs.source(&spec.source)?;
+    let mut nodes: Vec<(String, Json)> = Vec::new();
+    let mut ends: Vec<(String, Vec<String>)> = Vec::new();
+    for j in &spec.joins {
+        let g = defs.group(&j.group)?;
+        let entity = defs.entity(&g.entity)?;
+        if !ends.iter().any(|(e, _)| e == &entity.name) {
+            ends.push((entity.name.clone(), j.keys.clone()));
+        }
+        let features: Vec<Json> = g
+            .features()
+            .into_iter()
+            .map(|(f, t)| json!({"name": format!("{}.{f}", g.name), "group": g.name, "feature": f, "type": t.to_string()}))
+            .collect();
+        match nodes.iter_mut().find(|(n, _)| n == &entity.name) {
+            Some((_, node)) => {
+                if let Some(list) = node["features"].as_array_mut() {
+                    for f in features {
+                        if !list.contains(&f) {
+                            list.push(f);
+                        }
+                    }
+                }
+            }
+            None => nodes.push((
+                entity.name.clone(),
+                json!({
+                    "type": entity.name,
+                    "keys": entity.keys.iter().map(|k| json!({"name": k.name, "type": k.dtype.to_string()})).collect::<Vec<_>>(),
+                    "features": features,
+                    "table": format!("nodes/{}.parquet", entity.name),
+                }),
+            )),
+        }
+    }
+    let mut edges = Vec::new();
+    if ends.len() >= 2 {
+        let (src, dst) = (&ends[0], &ends[1]);
+        let key_cols: Vec<&String> = src.1.iter().chain(&dst.1).collect();
+        edges.push(json!({
+            "type": source.name,
+            "source": {"node": src.0, "columns": src.1},
+            "destination": {"node": dst.0, "columns": dst.1},
+            "event_time": source.event_time,
+            "features": source.columns.iter()
+                .filter(|c| !key_cols.contains(&&c.name) && c.name != source.event_time)
+                .map(|c| json!({"name": c.name, "type": c.dtype.to_string()}))
+                .collect::<Vec<_>>(),
+            "table": format!("edges/{}.parquet", source.name),
+        }));
+    }
+    Ok(json!({
+        "spec": spec.name,
+        "registry_version": registry_version,
+        "spec_fingerprint": ObjectRef::Spec(spec).fingerprint(),
+        "nodes": nodes.into_iter().map(|(_, n)| n).collect::<Vec<_>>(),
+        "edges": edges,
+    }))
+}
+
+/// The Python input module's code (see [`Signature::python_module`]).
+const PYTHON_TEMPLATE: &str = r##""""Model inputs of `{MODEL}` (sample spec `{SPEC}`, registry version {VERSION}).
+
+Generated by `fstore export {MODEL} --format python`; do not edit, export again when the
+definitions change. Needs numpy and pyarrow only; `torch_batches` and `tf_dataset` import
+PyTorch or TensorFlow when called.
+
+    import {MODULE} as m
+    for batch in m.read_batches("samples/{SPEC}"):
+        batch["dense"]        # float32 [n, len(m.DENSE)], in model input order
+        batch["categorical"]  # int64 [n, len(m.CATEGORICAL)], ids below m.NUM_IDS[name]
+        batch["text"]         # {name: object array of str}
+        batch["label"]        # float32 [n, len(m.LABELS)] (NaN where a label is NULL)
+        batch["inputs"]       # {name: numpy array} every input, defaults applied
+
+Inputs (NULL becomes the default):
+{INPUT_TABLE}
+`from_model_inputs(response)` turns a `GetModelInputs` response into the same dict, so a
+served request and a training row go through one conversion.
+"""
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+MODEL = "{MODEL}"
+SPEC = "{SPEC}"
+REGISTRY_VERSION = {VERSION}
+SPEC_FINGERPRINT = "{FINGERPRINT}"
+SIGNATURE = json.loads({SIGNATURE})
+
+INPUTS = [i["name"] for i in SIGNATURE["inputs"]]
+LABELS = [o["name"] for o in SIGNATURE["outputs"]]
+_ENCODING = {i["name"]: i["encoding"] for i in SIGNATURE["inputs"]}
+_DEFAULT = {i["name"]: i["default"] for i in SIGNATURE["inputs"]}
+DENSE = [n for n in INPUTS if _ENCODING[n]["kind"] == "dense"]
+CATEGORICAL = [n for n in INPUTS if _ENCODING[n]["kind"] == "categorical"]
+TEXT = [n for n in INPUTS if _ENCODING[n]["kind"] == "text"]
+SEQUENCE = [n for n in INPUTS if _ENCODING[n]["kind"] == "sequence"]
+NUM_IDS = {n: _ENCODING[n]["num_ids"] for n in CATEGORICAL}
+
+
+def _column(table, name):
+    col = table.column(name)
+    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+
+
+def _input(col, name):
+    kind = _ENCODING[name]["kind"]
+    default = _DEFAULT[name]
+    if kind == "dense":
+        t = col.type
+        if pa.types.is_timestamp(t):
+            col = pc.divide(pc.cast(pc.cast(col, pa.timestamp("us")), pa.int64()).cast(pa.float64(), safe=False), 1e6)
+        elif pa.types.is_boolean(t):
+            col = pc.cast(col, pa.float64())
+        # A dense input is a float: large integers round, as they do in any float model.
+        col = pc.fill_null(pc.cast(col, pa.float64(), safe=False), float(default))
+        return col.to_numpy(zero_copy_only=False).astype(np.float32)
+    if kind == "categorical":
+        col = pc.fill_null(pc.cast(col, pa.int64()), int(default))
+        return col.to_numpy(zero_copy_only=False).astype(np.int64)
+    if kind == "text":
+        return np.array(pc.fill_null(col, default).to_pylist(), dtype=object)
+    return np.array([v if v is not None else [] for v in col.to_pylist()], dtype=object)
+
+
+def _label(col):
+    if pa.types.is_timestamp(col.type):
+        col = pc.cast(pc.cast(col, pa.timestamp("us")), pa.int64())
+    col = pc.cast(col, pa.float64(), safe=False)
+    return col.to_numpy(zero_copy_only=False).astype(np.float32)
+
+
+def to_inputs(table):
+    """Model inputs of a pyarrow Table or RecordBatch of samples (or of served inputs)."""
+    inputs = {n: _input(_column(table, n), n) for n in INPUTS}
+    rows = table.num_rows
+    out = {
+        "inputs": inputs,
+        "dense": np.stack([inputs[n] for n in DENSE], axis=1) if DENSE else np.zeros((rows, 0), np.float32),
+        "categorical": np.stack([inputs[n] for n in CATEGORICAL], axis=1) if CATEGORICAL else np.zeros((rows, 0), np.int64),
+        "text": {n: inputs[n] for n in TEXT},
+        "sequence": {n: inputs[n] for n in SEQUENCE},
+    }
+    present = [n for n in LABELS if n in table.schema.names]
+    if len(present) == len(LABELS) and LABELS:
+        out["label"] = np.stack([_label(_column(table, n)) for n in LABELS], axis=1)
+    return out
+
+
+def check_samples(schema):
+    """Raises if samples were not made by this module's spec (another fingerprint)."""
+    meta = schema.metadata or {}
+    fp = meta.get(b"fstore.spec_fingerprint", b"").decode()
+    if fp and fp != SPEC_FINGERPRINT:
+        raise ValueError(
+            f"samples were made by spec fingerprint {fp}, this module expects {SPEC_FINGERPRINT}: "
+            f"export the module again from the registry the samples came from"
+        )
+
+
+def read_batches(path, batch_size=8192):
+    """Yields model-input dicts (see the module docs) from a folder of sample Parquet files."""
+    dataset = ds.dataset(path, format="parquet")
+    check_samples(dataset.schema)
+    for batch in dataset.to_batches(columns=INPUTS + LABELS, batch_size=batch_size):
+        if batch.num_rows:
+            yield to_inputs(batch)
+
+
+def read_table(path):
+    """Every sample under `path` as one pyarrow Table (all columns)."""
+    dataset = ds.dataset(path, format="parquet")
+    check_samples(dataset.schema)
+    return dataset.to_table()
+
+
+_PA_TYPES = {
+    "BOOLEAN": pa.bool_(),
+    "INT64": pa.int64(),
+    "DOUBLE": pa.float64(),
+    "STRING": pa.string(),
+    "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+}
+
+
+def _pa_type(dtype):
+    if dtype.startswith("LIST<") and dtype.endswith(">"):
+        return pa.list_(_pa_type(dtype[5:-1]))
+    return _PA_TYPES[dtype]
+
+
+def _served_array(column, dtype):
+    valid = list(column.valid)
+    if dtype.startswith("LIST<") and dtype.endswith(">"):
+        inner = dtype[5:-1]
+        elements = _served_array(column.elements, inner).to_pylist()
+        offsets = list(column.offsets)
+        values = [elements[offsets[i]:offsets[i + 1]] if valid[i] else None for i in range(len(valid))]
+        return pa.array(values, type=_pa_type(dtype))
+    if dtype == "BOOLEAN":
+        raw = list(column.bool_values)
+    elif dtype in ("INT64", "TIMESTAMP"):
+        raw = list(column.int64_values)
+    elif dtype == "DOUBLE":
+        raw = list(column.double_values)
+    else:
+        raw = list(column.string_values)
+    values = [v if ok else None for v, ok in zip(raw, valid)]
+    if dtype == "DOUBLE":
+        # Exact doubles, NaN included (pyarrow would read NaN from Python floats too).
+        return pa.array(np.array([v if v is not None else 0.0 for v in values], dtype=np.float64), mask=np.array([v is None for v in values]))
+    return pa.array(values, type=_pa_type(dtype))
+
+
+def served_table(response):
+    """A GetModelInputs response (fstore.v1) as a pyarrow Table in model input order."""
+    names = [c.name for c in response.columns]
+    if names != INPUTS:
+        raise ValueError(f"served inputs {names} are not this module's inputs {INPUTS}: export again")
+    return pa.table({c.name: _served_array(c.values, c.dtype) for c in response.columns})
+
+
+def from_model_inputs(response):
+    """The model-input dict of a GetModelInputs response, converted as training rows are."""
+    return to_inputs(served_table(response))
+
+
+def torch_batches(path, batch_size=8192):
+    """read_batches as PyTorch tensors (dense, categorical, label); text stays numpy."""
+    import torch
+
+    for b in read_batches(path, batch_size):
+        out = dict(b)
+        out["dense"] = torch.from_numpy(b["dense"])
+        out["categorical"] = torch.from_numpy(b["categorical"])
+        if "label" in b:
+            out["label"] = torch.from_numpy(b["label"])
+        yield out
+
+
+def tf_dataset(path, batch_size=8192):
+    """read_batches as a tf.data.Dataset of (dense, categorical, label) tensors."""
+    import tensorflow as tf
+
+    def gen():
+        for b in read_batches(path, batch_size):
+            yield b["dense"], b["categorical"], b["label"]
+
+    return tf.data.Dataset.from_generator(
+        gen,
+        output_signature=(
+            tf.TensorSpec([None, len(DENSE)], tf.float32),
+            tf.TensorSpec([None, len(CATEGORICAL)], tf.int64),
+            tf.TensorSpec([None, len(LABELS)], tf.float32),
+        ),
+    )
+"##;
+
+impl Signature {
+    /// A Python module (numpy + pyarrow) that reads sample Parquet into model inputs in this
+    /// signature's order, and converts `GetModelInputs` responses the same way.
+    pub fn python_module(&self, module: &str) -> String {
+        let mut table = String::new();
+        for i in &self.inputs {
+            let what = match &i.encoding {
+                Encoding::Dense => "dense".to_string(),
+                Encoding::Categorical { num_ids, .. } => format!("categorical, {num_ids} ids"),
+                Encoding::Text => "text".to_string(),
+                Encoding::Sequence => "sequence".to_string(),
+            };
+            let origin = match &i.origin {
+                Origin::Feature { group, feature, .. } => format!("{group}.{feature}"),
+                Origin::Transform { expr } => expr.clone(),
+                Origin::Event { column } => format!("event column {column}"),
+            };
+            let _ = writeln!(
+                table,
+                "    {:>2}. {} ({}, {what}, default {}): {origin}",
+                i.index, i.name, i.dtype, i.default
+            );
+        }
+        PYTHON_TEMPLATE
+            .replace("{MODEL}", &self.model)
+            .replace("{SPEC}", &self.spec)
+            .replace("{MODULE}", module)
+            .replace("{VERSION}", &self.registry_version.to_string())
+            .replace("{FINGERPRINT}", &self.spec_fingerprint)
+            .replace("{INPUT_TABLE}", &table)
+            // A JSON string literal is a Python string literal with the same meaning.
+            .replace(
+                "{SIGNATURE}",
+                &serde_json::to_string(&serde_json::to_string(self).expect("signatures serialize"))
+                    .expect("strings serialize"),
+            )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(expr: &str, dtype: DataType) -> OutputColumn {
+        OutputColumn {
+            name: "c".into(),
+            expr: expr.into(),
+            dtype,
+            role: ColumnRole::Transform,
+        }
+    }
+
+    #[test]
+    fn encodings_follow_the_transforms() {
+        assert_eq!(
+            encoding(&col(
+                "hash_bucket(COALESCE(u.city, ''), 64)",
+                DataType::Int64
+            )),
+            Encoding::Categorical {
+                num_ids: 65,
+                missing_id: 64,
+                hash_buckets: Some(64),
+                boundaries: None
+            }
+        );
+        assert_eq!(
+            encoding(&col("bucketize(a, -1.5, 0, 10)", DataType::Int64)),
+            Encoding::Categorical {
+                num_ids: 5,
+                missing_id: 4,
+                hash_buckets: None,
+                boundaries: Some(vec![-1.5, 0.0, 10.0])
+            }
+        );
+        // Not a literal bucket count, or wrapped: a plain number.
+        assert_eq!(
+            encoding(&col("hash_bucket(x, n)", DataType::Int64)),
+            Encoding::Dense
+        );
+        assert_eq!(
+            encoding(&col("bucketize(a, 1) + 1", DataType::Int64)),
+            Encoding::Dense
+        );
+        assert_eq!(encoding(&col("upper(s)", DataType::String)), Encoding::Text);
+        assert_eq!(
+            encoding(&col("l", DataType::List(Box::new(DataType::Int64)))),
+            Encoding::Sequence
+        );
+    }
+}
