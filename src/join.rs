@@ -73,6 +73,10 @@ pub struct JoinArgs {
     /// Also serve Prometheus metrics on http://ADDR/metrics (as of the last checkpoint).
     #[arg(long)]
     pub metrics: Option<String>,
+    /// Dead-letter rows whose event time is further ahead of this machine's clock (e.g. a
+    /// timestamp in nanoseconds), e.g. 1h, 1d; `off` accepts any.
+    #[arg(long, default_value = "1d")]
+    pub max_future: String,
 }
 
 /// The joiner's counters in the Prometheus text format.
@@ -273,6 +277,13 @@ pub fn run(registry: &Path, args: JoinArgs) -> Result<(), CliError> {
         broadcast: args.broadcast.iter().cloned().collect::<BTreeSet<_>>(),
         kafka_options: pairs(&args.kafka_options, "--kafka-option")?,
         max_batch: args.max_batch.max(1),
+        max_future_us: match args.max_future.as_str() {
+            "off" => None,
+            s => Some(
+                fstore_joiner::config::parse_duration(s)
+                    .map_err(|e| CliError::user(format!("--max-future: {e}")))?,
+            ),
+        },
     };
     if cfg.lateness_us < 0 {
         return Err(CliError::user("--lateness must not be negative"));

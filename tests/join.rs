@@ -500,6 +500,28 @@ async fn stream_samples_equal_the_batch_on_the_example_data() {
     ));
     assert!(t.contains(&format!("{} samples", got.len())), "{t}");
     assert_eq!(by_request_id(&read_parquet_dir(&out)).len(), got.len());
+
+    // Another state folder writing to the same sink leaves this run's files alone (its own
+    // are named by its run id), so the folder then holds every sample twice.
+    let files = |dir: &Path| -> std::collections::BTreeSet<PathBuf> {
+        fs::read_dir(dir)
+            .unwrap()
+            .flat_map(|d| fs::read_dir(d.unwrap().path()).unwrap())
+            .map(|f| f.unwrap().path())
+            .collect()
+    };
+    let before = files(&out);
+    ok(&setup.join(
+        "state-again",
+        &format!("parquet://{}", out.display()),
+        &["--until-end", "--lateness", "15m"],
+    ));
+    let after = files(&out);
+    assert!(
+        before.is_subset(&after),
+        "files of the first run were removed"
+    );
+    assert_eq!(after.len(), 2 * before.len());
 }
 
 /// Runs the joiner to the end, killing it with SIGKILL at each of `kills`: after that many
@@ -753,6 +775,12 @@ async fn bad_and_late_messages_go_to_the_dead_letter_topic_and_online_stays_fres
             "[1,2]".into(),
             "undecodable",
         ),
+        (
+            t["impressions"].clone(),
+            "user_2".into(),
+            r#"{"request_id":777777,"user_id":"user_2","item_id":5,"ts":"2999-01-01T00:00:00Z","clicked":true}"#.into(),
+            "future-event-time",
+        ),
     ];
     let mut msgs: Vec<(String, String, String)> = bad
         .iter()
@@ -808,6 +836,7 @@ async fn bad_and_late_messages_go_to_the_dead_letter_topic_and_online_stays_fres
             "fstore_join_dead_letters_total{kind=\"undecodable\"} 3",
             "fstore_join_dead_letters_total{kind=\"missing-event-time\"} 1",
             "fstore_join_dead_letters_total{kind=\"null-key\"} 1",
+            "fstore_join_dead_letters_total{kind=\"future-event-time\"} 1",
             "fstore_join_late_total 0",
             "fstore_join_frontier_seconds 17",
         ] {
@@ -833,7 +862,7 @@ async fn bad_and_late_messages_go_to_the_dead_letter_topic_and_online_stays_fres
         "j",
     ];
     let first = ok(&setup.join("state", &sink, &args));
-    assert!(first.contains(", 5 dead letters, 0 late"), "{first}");
+    assert!(first.contains(", 6 dead letters, 0 late"), "{first}");
     let want = by_request_id(&batch_samples(&setup, &example_sources()));
     assert_same(&by_request_id(&read_parquet_dir(&out)), &want, None);
 
@@ -938,7 +967,7 @@ async fn bad_and_late_messages_go_to_the_dead_letter_topic_and_online_stays_fres
     ];
     produce(&brokers, &late).await;
     let second = ok(&setup.join("state", &sink, &args));
-    assert!(second.contains(", 7 dead letters, 2 late"), "{second}");
+    assert!(second.contains(", 8 dead letters, 2 late"), "{second}");
     assert_same(&by_request_id(&read_parquet_dir(&out)), &want, None);
     let dead = consume_all(&brokers, &setup.dead_letter);
     let lates: Vec<_> = dead
@@ -1016,6 +1045,21 @@ async fn two_instances_split_the_partitions_and_together_equal_the_batch() {
     let want = by_request_id(&batch_samples(&setup, &example_sources()));
     assert_eq!(na + nb, want.len());
     assert_same(&got, &want, None);
+
+    // The events are never broadcast: every instance would emit every sample.
+    let both = setup.join(
+        "state-bad",
+        &sink,
+        &[
+            "--until-end",
+            "--instance",
+            "0/2",
+            "--broadcast",
+            "impressions",
+        ],
+    );
+    assert_eq!(both.status.code(), Some(2), "{}", text(&both));
+    assert!(text(&both).contains("never broadcast"), "{}", text(&both));
 
     // A source split between instances must be partitioned like the events.
     let bad = setup.join("state-bad", &sink, &["--until-end", "--instance", "0/2"]);

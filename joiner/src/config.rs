@@ -97,6 +97,9 @@ pub struct JoinConfig {
     pub kafka_options: Vec<(String, String)>,
     /// Messages read per step at most.
     pub max_batch: usize,
+    /// Rows with an event time further ahead of the clock than this are dead-lettered (a
+    /// timestamp in the wrong unit would otherwise move the frontier years ahead).
+    pub max_future_us: Option<i64>,
 }
 
 /// `N UNIT` or `NUNIT`: `500ms`, `30s`, `15m`, `15 minutes`, `2h`, `1d`, `0`.

@@ -62,6 +62,9 @@ const CACHE_KEYS: usize = 200_000;
 const SWEEP_KEYS: usize = 20_000;
 /// How long a bounded run waits, past the end offsets, for a fetch to come back empty.
 const END_QUIET: Duration = Duration::from_millis(500);
+/// A bounded run that has received nothing for this long ends even short of a reported end
+/// offset: the offsets left hold no records (transaction markers, removed by retention).
+const END_STALL: Duration = Duration::from_secs(10);
 
 /// A group's value for the online store.
 #[derive(Debug, Clone)]
@@ -185,8 +188,10 @@ pub struct Joiner {
     last_checkpoint: Instant,
     last_seen: HashMap<InputPartition, Instant>,
     /// Bounded runs: the end offsets present at the start.
-    ends: Option<BTreeMap<InputPartition, i64>>,
+    ends: Option<BTreeMap<InputPartition, (i64, i64)>>,
     quiet_since: Option<Instant>,
+    /// When a partition's end offset was last asked, to decide idleness.
+    end_checked: HashMap<InputPartition, Instant>,
     online: Option<Box<dyn OnlineWriter>>,
     /// Where the garbage collector's walk over stored keys goes on.
     sweep_from: Option<Vec<u8>>,
@@ -242,6 +247,12 @@ fn state_types(g: &CompiledGroup) -> Vec<DataType> {
             t
         }
     }
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
 }
 
 fn longest(features: &[CompiledWindow]) -> i64 {
@@ -345,6 +356,12 @@ impl Joiner {
                 )));
             }
         }
+        if cfg.broadcast.contains(&spec.source.name) {
+            return Err(Error::Config(format!(
+                "--broadcast {}: the label events are split between instances, never broadcast (each would emit every sample)",
+                spec.source.name
+            )));
+        }
         let mut by_topic = HashMap::new();
         for (i, s) in sources.iter().enumerate() {
             if let Some(other) = by_topic.insert(s.topic.clone(), i) {
@@ -375,6 +392,14 @@ impl Joiner {
         let fp = fingerprints(defs, &spec);
         let cp = match store.checkpoint()? {
             Some(cp) => {
+                if cp.tie_encoding != fstore_registry::order::TIE_ENCODING {
+                    return Err(Error::Config(format!(
+                        "state folder {} orders ties by {:?}, this fstore by {:?}: rebuild the state (a new --state folder from the start of the topics)",
+                        cfg.state_dir.display(),
+                        cp.tie_encoding,
+                        fstore_registry::order::TIE_ENCODING
+                    )));
+                }
                 if cp.spec != spec.spec.name || cp.spec_fingerprint != fp || cp.instance != instance
                 {
                     return Err(Error::Config(format!(
@@ -392,6 +417,11 @@ impl Joiner {
                 spec_fingerprint: fp,
                 instance,
                 frontier: i64::MIN,
+                run: format!(
+                    "{:08x}",
+                    (now_us() as u64 ^ u64::from(std::process::id()).rotate_left(40)) & 0xffff_ffff
+                ),
+                tie_encoding: fstore_registry::order::TIE_ENCODING.to_string(),
                 ..Default::default()
             },
         };
@@ -454,8 +484,9 @@ impl Joiner {
         let ends = if cfg.until_end {
             let mut ends = BTreeMap::new();
             for (t, p) in &inputs {
-                let (_, high) = consumer.fetch_watermarks(t, *p, crate::kafka::REQUEST_TIMEOUT)?;
-                ends.insert((t.clone(), *p), high);
+                let (low, high) =
+                    consumer.fetch_watermarks(t, *p, crate::kafka::REQUEST_TIMEOUT)?;
+                ends.insert((t.clone(), *p), (low, high));
             }
             Some(ends)
         } else {
@@ -504,6 +535,7 @@ impl Joiner {
             last_checkpoint: now,
             ends,
             quiet_since: None,
+            end_checked: HashMap::new(),
             online,
             sweep_from: None,
             phase_seconds: BTreeMap::new(),
@@ -516,8 +548,13 @@ impl Joiner {
     }
 
     /// The Parquet file of checkpoint `seq`.
+    /// The prefix of this state folder's files in the sink folder: its run id and instance.
+    fn file_prefix(&self) -> String {
+        format!("part-{}-{:03}-", self.cp.run, self.cfg.instance.index)
+    }
+
     fn file_name(&self, seq: u64) -> String {
-        format!("part-{:03}-{seq:010}.parquet", self.cfg.instance.index)
+        format!("{}{seq:010}.parquet", self.file_prefix())
     }
 
     /// Deletes Parquet files (and temporary files) written after the last checkpoint.
@@ -528,7 +565,7 @@ impl Joiner {
         let Ok(dates) = std::fs::read_dir(dir) else {
             return Ok(());
         };
-        let prefix = format!("part-{:03}-", self.cfg.instance.index);
+        let prefix = self.file_prefix();
         for d in dates.flatten() {
             let Ok(files) = std::fs::read_dir(d.path()) else {
                 continue;
@@ -695,34 +732,83 @@ impl Joiner {
         Ok(out)
     }
 
-    /// Whether a bounded run has read everything present at its start.
+    /// The next offset to read of a partition.
+    fn next_offset(&self, p: &InputPartition) -> i64 {
+        self.cp
+            .offsets
+            .get(&p.0)
+            .and_then(|m| m.get(&p.1))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Whether a bounded run has read everything present at its start: every partition past
+    /// its end offset (or empty) and a fetch past it empty; or nothing received for a long
+    /// while (the offsets left hold no records).
     fn at_end(&mut self, got: bool) -> bool {
         let Some(ends) = &self.ends else {
             return false;
         };
-        let reached = ends.iter().all(|((t, p), end)| {
-            self.cp
-                .offsets
-                .get(t)
-                .and_then(|m| m.get(p))
-                .copied()
-                .unwrap_or(0)
-                >= *end
-        });
-        if !reached || got {
+        let short: Vec<(&InputPartition, i64, i64)> = ends
+            .iter()
+            .filter(|(p, (low, high))| low < high && self.next_offset(p) < *high)
+            .map(|(p, (_, high))| (p, self.next_offset(p), *high))
+            .collect();
+        if got {
             self.quiet_since = None;
             return false;
         }
-        self.quiet_since.get_or_insert_with(Instant::now).elapsed() >= END_QUIET
+        let quiet = self.quiet_since.get_or_insert_with(Instant::now).elapsed();
+        if short.is_empty() {
+            return quiet >= END_QUIET;
+        }
+        if quiet >= END_STALL {
+            for (p, next, high) in short {
+                tracing::warn!(topic = %p.0, partition = p.1, next, end = high, "ending short of the reported end offset: nothing more arrived (transaction markers or records removed)");
+            }
+            return true;
+        }
+        false
     }
 
+    /// A partition is idle when nothing decodable came from it for the idle timeout and it
+    /// is read to its end (its end offset is asked at most once per idle timeout).
     fn update_idle(&mut self) {
         if self.cfg.until_end {
             return;
         }
-        for (p, seen) in &self.last_seen {
-            self.marks
-                .set_idle(p, seen.elapsed() >= self.cfg.idle_timeout);
+        let timeout = self.cfg.idle_timeout;
+        let quiet: Vec<InputPartition> = self
+            .last_seen
+            .iter()
+            .filter(|(_, seen)| seen.elapsed() >= timeout)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in self.last_seen.keys().cloned().collect::<Vec<_>>() {
+            if !quiet.contains(&p) {
+                self.marks.set_idle(&p, false);
+            }
+        }
+        for p in quiet {
+            if self
+                .end_checked
+                .get(&p)
+                .is_some_and(|t| t.elapsed() < timeout)
+            {
+                continue;
+            }
+            self.end_checked.insert(p.clone(), Instant::now());
+            let at_end = match self
+                .consumer
+                .fetch_watermarks(&p.0, p.1, Duration::from_secs(2))
+            {
+                Ok((_, high)) => self.next_offset(&p) >= high,
+                Err(e) => {
+                    tracing::warn!(topic = %p.0, partition = p.1, error = %e, "cannot ask the end offset; the partition keeps holding the watermark");
+                    false
+                }
+            };
+            self.marks.set_idle(&p, at_end);
         }
     }
 
@@ -740,8 +826,13 @@ impl Joiner {
             key: m.key.clone(),
             payload: m.payload.clone().unwrap_or_default(),
             id: format!(
-                "{}:{}/{}/{}{suffix}",
-                self.spec.spec.name, src.topic, m.partition, m.offset
+                "{}:{}/{}:{}/{}/{}{suffix}",
+                self.spec.spec.name,
+                self.cfg.instance.index,
+                self.cfg.instance.count,
+                src.topic,
+                m.partition,
+                m.offset
             ),
             headers: vec![
                 ("fstore-kind".into(), kind.as_bytes().to_vec()),
@@ -769,7 +860,6 @@ impl Joiner {
                 .entry(p.0.clone())
                 .or_default()
                 .insert(m.partition, m.offset + 1);
-            self.last_seen.insert(p.clone(), Instant::now());
             self.cp.counters.messages += 1;
             let Some(payload) = &m.payload else {
                 self.dead_letter(m, "undecodable", "empty message (no value)".into(), "");
@@ -794,6 +884,19 @@ impl Joiner {
                     continue;
                 }
             };
+            if let Some(skew) = self.cfg.max_future_us
+                && ts > now_us().saturating_add(skew)
+            {
+                let reason = format!(
+                    "source \"{}\": event time {} is more than {} µs ahead of this machine's clock (--max-future)",
+                    src.name,
+                    format_timestamp(ts),
+                    skew
+                );
+                self.dead_letter(m, "future-event-time", reason, "");
+                continue;
+            }
+            self.last_seen.insert(p.clone(), Instant::now());
             let late = self.marks.is_late(ts);
             self.marks.observe(&p, ts);
             if late {

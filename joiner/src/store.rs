@@ -51,12 +51,16 @@ pub struct Counters {
 
 /// What a checkpoint holds besides state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Checkpoint {
     pub spec: String,
     pub spec_fingerprint: String,
     /// `I/N`.
     pub instance: String,
+    /// Names this state folder's Parquet files, so other runs' files are left alone.
+    pub run: String,
+    /// How tie-order bytes were encoded ([`fstore_registry::order::TIE_ENCODING`]).
+    pub tie_encoding: String,
     /// Checkpoints committed; also the number of the next Parquet output file.
     pub seq: u64,
     pub frontier: i64,

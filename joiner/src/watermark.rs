@@ -87,7 +87,7 @@ impl Watermarks {
 
     /// The current watermark: the least greatest-event-time over active partitions, minus the
     /// lateness; `None` while an active partition has shown none. With every partition idle,
-    /// the greatest over all of them counts.
+    /// the least over those that have shown one.
     pub fn watermark(&self) -> Option<i64> {
         let active: Vec<&InputPartition> = self
             .inputs
@@ -95,7 +95,7 @@ impl Watermarks {
             .filter(|p| !self.idle.contains(*p))
             .collect();
         let least = if active.is_empty() {
-            self.max_ts.values().max().copied()
+            self.max_ts.values().min().copied()
         } else {
             let mut least = i64::MAX;
             for p in active {
@@ -199,7 +199,7 @@ mod tests {
         for q in [p("a", 0), p("a", 1), p("b", 0)] {
             w.set_idle(&q, true);
         }
-        assert_eq!(w.watermark(), Some(95));
+        assert_eq!(w.watermark(), Some(15), "all idle: still the least");
     }
 
     #[test]

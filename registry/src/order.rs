@@ -17,6 +17,10 @@ use arrow_row::{RowConverter, Rows, SortField};
 
 use crate::{Error, Result};
 
+/// The encoding of tie-order bytes that state stores keep: Arrow's row format of this arrow
+/// major version. A store of another encoding must be rebuilt, not compared.
+pub const TIE_ENCODING: &str = "arrow-row 59";
+
 /// The tie-order columns of a row group's rows: `TIE BREAK` columns, then features.
 pub fn row_tie_columns(tie_break: &[ArrayRef], features: &[ArrayRef]) -> Vec<ArrayRef> {
     tie_break.iter().chain(features).cloned().collect()
