@@ -77,22 +77,6 @@ impl Kafka {
         Ok(ps)
     }
 
-    /// The reported end offset (high watermark) of each partition.
-    pub fn end_offsets(
-        &self,
-        consumer: &BaseConsumer,
-        topic: &str,
-        partitions: &[i32],
-    ) -> Result<BTreeMap<i32, i64>, Error> {
-        partitions
-            .iter()
-            .map(|&p| {
-                let (_, high) = consumer.fetch_watermarks(topic, p, REQUEST_TIMEOUT)?;
-                Ok((p, high))
-            })
-            .collect()
-    }
-
     /// Creates `topic` with `partitions` if it does not exist.
     pub fn ensure_topic(&self, topic: &str, partitions: i32) -> Result<(), Error> {
         let probe = self.consumer("fstore-metadata")?;
@@ -131,7 +115,12 @@ impl Kafka {
     pub fn ids_in(&self, topic: &str, from: &BTreeMap<i32, i64>) -> Result<HashSet<String>, Error> {
         let consumer = self.consumer("fstore-dedup")?;
         let partitions = self.partitions(&consumer, topic)?;
-        let ends = self.end_offsets(&consumer, topic, &partitions)?;
+        let mut ends = BTreeMap::new();
+        for &p in &partitions {
+            let (low, high) = consumer.fetch_watermarks(topic, p, REQUEST_TIMEOUT)?;
+            // An empty partition (retention removed everything) is read already.
+            ends.insert(p, if low >= high { i64::MIN } else { high });
+        }
         let mut tpl = TopicPartitionList::new();
         for &p in &partitions {
             let start = from
@@ -148,6 +137,16 @@ impl Kafka {
         let mut quiet_since: Option<Instant> = None;
         loop {
             let reached = next.iter().all(|(p, o)| *o >= ends[p]);
+            let quiet = quiet_since.map_or(Duration::ZERO, |t| t.elapsed());
+            if !reached && quiet >= Duration::from_secs(10) {
+                // Offsets short of the end that no record fills (transaction markers,
+                // retention): nothing more will come.
+                tracing::warn!(
+                    topic,
+                    "ending the read of sent ids short of the reported end"
+                );
+                return Ok(ids);
+            }
             match consumer.poll(Duration::from_millis(200)) {
                 Some(m) => {
                     let m = m?;
@@ -164,14 +163,13 @@ impl Kafka {
                         }
                     }
                 }
-                None if reached => {
+                None => {
                     // Past the reported end and a fetch came back empty: done.
                     let since = *quiet_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= Duration::from_millis(600) {
+                    if reached && since.elapsed() >= Duration::from_millis(600) {
                         return Ok(ids);
                     }
                 }
-                None => {}
             }
         }
     }
