@@ -221,31 +221,8 @@ fn online_writer(
 fn stop_flag() -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
-            return;
-        };
-        rt.block_on(async {
-            let ctrl_c = tokio::signal::ctrl_c();
-            #[cfg(unix)]
-            {
-                if let Ok(mut term) =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                {
-                    tokio::select! {
-                        _ = ctrl_c => {}
-                        _ = term.recv() => {}
-                    }
-                } else {
-                    let _ = ctrl_c.await;
-                }
-            }
-            #[cfg(not(unix))]
-            let _ = ctrl_c.await;
-        });
+    crate::in_background(async move {
+        crate::serve::shutdown_signal().await;
         flag.store(true, Ordering::Relaxed);
     });
     stop

@@ -153,6 +153,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs a future on a thread of its own with a single-threaded runtime, for commands that
+/// are not async themselves (a metrics listener, a signal watcher).
+pub(crate) fn in_background(fut: impl std::future::Future<Output = ()> + Send + 'static) {
+    std::thread::spawn(move || {
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(fut),
+            Err(e) => tracing::warn!(error = %e, "cannot start a background runtime"),
+        }
+    });
+}
+
 /// Log lines go to stderr: JSON when stderr is not a terminal (schedulers, CI), at `info`;
 /// on a terminal only warnings, since progress is drawn there. `FSTORE_LOG` overrides the
 /// filter (`tracing` env-filter syntax).

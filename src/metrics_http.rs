@@ -49,18 +49,10 @@ pub fn spawn(addr: &str, render: Render) -> std::io::Result<std::net::SocketAddr
     let std_listener = std::net::TcpListener::bind(addr)?;
     std_listener.set_nonblocking(true)?;
     let bound = std_listener.local_addr()?;
-    std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
-            return;
-        };
-        rt.block_on(async move {
-            if let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) {
-                serve(listener, render).await;
-            }
-        });
+    crate::in_background(async move {
+        if let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) {
+            serve(listener, render).await;
+        }
     });
     Ok(bound)
 }

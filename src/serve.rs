@@ -163,7 +163,7 @@ pub fn serve(registry: &Path, args: ServeArgs) -> Result<(), CliError> {
 }
 
 /// Ctrl-C or SIGTERM: stop accepting, finish requests in flight, exit.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
