@@ -993,7 +993,7 @@ impl Joiner {
         let only_groups = !self.sources[s].is_event;
         for (r, c) in rows.iter().zip(computed) {
             let Some((tie, vals)) = c else { continue };
-            let key: Vec<Value> = key_columns.iter().map(|&k| r.values[k].clone()).collect();
+            let key: Vec<&Value> = key_columns.iter().map(|&k| &r.values[k]).collect();
             if key.iter().any(|v| matches!(v, Value::Null)) {
                 self.cp.counters.rows_without_key += 1;
                 if only_groups && !r.late {
@@ -1022,32 +1022,27 @@ impl Joiner {
         Ok(())
     }
 
-    /// A key's entry, loaded from the store on first use.
-    fn entry(&mut self, g: usize, key: &[Value]) -> Result<&mut Entry, Error> {
+    /// A key's entry, loaded from the store on first use (one hash lookup when cached).
+    fn entry(&mut self, g: usize, key: &[&Value]) -> Result<&mut Entry, Error> {
+        use std::collections::hash_map::Entry as Slot;
         let kb = entity_key_bytes(key)?;
-        let id = (g, kb);
-        if !self.cache.contains_key(&id) {
-            let stored = self
-                .store
-                .get_key(&state_key(self.groups[g].name(), &id.1))?;
-            let rows = match stored {
-                Some(b) => KeyRows::decode(&self.groups[g].codec, &b)?,
-                None => KeyRows::default(),
-            };
-            self.cache.insert(
-                id.clone(),
-                Entry {
-                    key: key.to_vec(),
+        match self.cache.entry((g, kb)) {
+            Slot::Occupied(o) => Ok(o.into_mut()),
+            Slot::Vacant(v) => {
+                let group = &self.groups[g];
+                let rows = match self.store.get_key(&state_key(group.name(), &v.key().1))? {
+                    Some(b) => KeyRows::decode(&group.codec, &b)?,
+                    None => KeyRows::default(),
+                };
+                Ok(v.insert(Entry {
+                    key: key.iter().map(|v| (*v).clone()).collect(),
                     rows,
                     window: None,
                     dirty: false,
                     online: false,
-                },
-            );
+                }))
+            }
         }
-        self.cache
-            .get_mut(&id)
-            .ok_or_else(|| Error::Internal("cache entry vanished".into()))
     }
 
     /// Emits the samples of queued events before the frontier, then collects garbage.
@@ -1089,10 +1084,7 @@ impl Joiner {
                 .collect();
             let (mut no_row, mut expired) = (0u64, 0u64);
             for (i, e) in events.iter().enumerate() {
-                let key: Vec<Value> = event_keys
-                    .iter()
-                    .map(|&k| event_cols[k][i].clone())
-                    .collect();
+                let key: Vec<&Value> = event_keys.iter().map(|&k| &event_cols[k][i]).collect();
                 let has_key = !key.iter().any(|v| matches!(v, Value::Null));
                 match &compiled.kind {
                     CompiledGroupKind::Row { ttl_us, .. } => {

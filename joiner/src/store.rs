@@ -223,9 +223,9 @@ impl OutMessage {
 
 /// An entity key's bytes: per part, INT64 as `0x01` + 8 bytes big-endian, STRING as `0x02` +
 /// LEB128 length + UTF-8.
-pub fn entity_key_bytes(key: &[Value]) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::new();
-    for v in key {
+pub fn entity_key_bytes(key: &[&Value]) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::with_capacity(16 * key.len());
+    for &v in key {
         match v {
             Value::Int64(n) => {
                 out.push(1);
@@ -412,8 +412,8 @@ mod tests {
         };
         assert_eq!(OutMessage::decode(&m.encode()).unwrap(), m);
         assert_ne!(
-            entity_key_bytes(&[Value::String("a".into()), Value::Int64(1)]).unwrap(),
-            entity_key_bytes(&[Value::String("a\u{1}".into())]).unwrap()
+            entity_key_bytes(&[&Value::String("a".into()), &Value::Int64(1)]).unwrap(),
+            entity_key_bytes(&[&Value::String("a\u{1}".into())]).unwrap()
         );
     }
 }
