@@ -2,7 +2,8 @@
 # The quickstart's first command: builds fstore and runs it on the bundled `ctr` example
 # with embedded defaults (no servers): validate the definitions, apply them to a local
 # registry, describe the sample spec, and compute its training samples from the example's
-# Parquet data (showing a few rows).
+# Parquet data (showing a few rows); then export the model's input module and train and
+# serve through it (examples/ctr/train_and_serve.py).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -24,3 +25,11 @@ echo
 out="${FSTORE_SAMPLES:-$root/.fstore/samples}"
 echo "\$ fstore sample ctr --registry $registry --out $out --show 5"
 "$fstore" sample ctr --registry "$registry" --out "$out" --show 5
+echo
+module="$root/.fstore/ctr_model_inputs.py"
+echo "\$ fstore export ctr_model --registry $registry --format python --out $module"
+"$fstore" export ctr_model --registry "$registry" --format python --out "$module"
+echo
+echo "\$ python3 examples/ctr/train_and_serve.py …   # train on the samples, replay one event online"
+python3 examples/ctr/train_and_serve.py --fstore "$fstore" --registry "$registry" \
+  --samples "$out" --module "$module" --work "$root/.fstore/replay" 2>/dev/null
