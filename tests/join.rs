@@ -600,6 +600,17 @@ fn kill_points() -> Vec<(usize, u64)> {
     points
 }
 
+/// A bounded run that checkpoints often and reads small steps, so kills land mid-run.
+const KILL_RUN: [&str; 7] = [
+    "--until-end",
+    "--lateness",
+    "15m",
+    "--checkpoint-interval",
+    "50ms",
+    "--max-batch",
+    "40",
+];
+
 #[tokio::test]
 async fn kill_9_restarts_give_the_same_parquet_samples() {
     let Some(brokers) = service("FSTORE_KAFKA_BROKERS") else {
@@ -612,17 +623,8 @@ async fn kill_9_restarts_give_the_same_parquet_samples() {
     .await;
     let out = setup.path("samples");
     let sink = format!("parquet://{}", out.display());
-    let args = [
-        "--until-end",
-        "--lateness",
-        "15m",
-        "--checkpoint-interval",
-        "50ms",
-        "--max-batch",
-        "40",
-    ];
     let hit = run_with_kills(
-        || setup.join_command("state", &sink, &args),
+        || setup.join_command("state", &sink, &KILL_RUN),
         &kill_points(),
         || {
             read_parquet_dir(&out)
@@ -650,17 +652,8 @@ async fn kill_9_restarts_give_the_same_kafka_samples_once_each() {
     .await;
     let topic = unique("join-samples");
     let sink = format!("kafka://{topic}");
-    let args = [
-        "--until-end",
-        "--lateness",
-        "15m",
-        "--checkpoint-interval",
-        "50ms",
-        "--max-batch",
-        "40",
-    ];
     let hit = run_with_kills(
-        || setup.join_command("state", &sink, &args),
+        || setup.join_command("state", &sink, &KILL_RUN),
         &kill_points(),
         || consume_all(&brokers, &topic).len(),
     );
