@@ -3,7 +3,9 @@
 //! limit of one round trip) and with Feast's Redis layout (one hash per entity, one protobuf
 //! value per feature, read with a pipeline of `HMGET`s), plus the bytes each layout stores.
 //!
-//! `cargo bench --bench online -- [--keys 100000] [--sizes 1,100,1000] [--rounds 2000,1000,300]`
+//! `cargo bench --bench online -- [--keys 100000] [--sizes 1,100,1000] [--rounds 2000,1000,300]
+//! [--methods 0,1,2,3,4]` (0 raw MGET with the redis crate, 1 Feast layout, 2 fstore on Redis,
+//! 3 fstore on RocksDB, 4 raw MGET with fstore's own reply reader; a subset is for profiling)
 //!
 //! Redis: `FSTORE_REDIS_URL`, or a `redis-server` the bench starts on a free port. Each round
 //! picks fresh random keys and times every method once, in a rotating order, so the machine's
@@ -27,6 +29,8 @@ struct Args {
     keys: usize,
     sizes: Vec<usize>,
     rounds: Vec<usize>,
+    /// Which methods to time (indexes into `methods`); all by default.
+    methods: Vec<usize>,
 }
 
 fn parse_list(s: &str) -> Vec<usize> {
@@ -40,6 +44,7 @@ fn args() -> Args {
         keys: 100_000,
         sizes: vec![1, 100, 1000],
         rounds: vec![2000, 1000, 300],
+        methods: vec![0, 1, 2, 3, 4],
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -47,6 +52,7 @@ fn args() -> Args {
             "--keys" => a.keys = it.next().expect("--keys N").parse().expect("a number"),
             "--sizes" => a.sizes = parse_list(&it.next().expect("--sizes LIST")),
             "--rounds" => a.rounds = parse_list(&it.next().expect("--rounds LIST")),
+            "--methods" => a.methods = parse_list(&it.next().expect("--methods LIST")),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -334,7 +340,8 @@ impl Drop for Server {
 
 type Client = pb::feature_service_client::FeatureServiceClient<tonic::transport::Channel>;
 
-fn request(users: &[String], idx: &[usize], at: i64) -> pb::GetFeaturesRequest {
+/// A request with one message per key.
+fn request_rows(users: &[String], idx: &[usize], at: i64) -> pb::GetFeaturesRequest {
     pb::GetFeaturesRequest {
         refs: vec![GROUP.to_string()],
         keys: idx
@@ -346,6 +353,20 @@ fn request(users: &[String], idx: &[usize], at: i64) -> pb::GetFeaturesRequest {
             })
             .collect(),
         request_time_us: Some(at),
+        key_columns: vec![],
+    }
+}
+
+/// The same request with its keys as one key column (what the timed calls send).
+fn request(users: &[String], idx: &[usize], at: i64) -> pb::GetFeaturesRequest {
+    pb::GetFeaturesRequest {
+        refs: vec![GROUP.to_string()],
+        keys: vec![],
+        request_time_us: Some(at),
+        key_columns: vec![pb::KeyColumn {
+            string_values: idx.iter().map(|&i| users[i].clone()).collect(),
+            int64_values: vec![],
+        }],
     }
 }
 
@@ -434,6 +455,7 @@ async fn main() {
     }
     let client = redis::Client::open(redis_url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let fast_mget = fstore_online::resp::MgetPool::new(client.get_connection_info().clone());
     for chunk in (0..args.keys).collect::<Vec<_>>().chunks(5_000) {
         let mut pipe = redis::pipe();
         for &i in chunk {
@@ -499,13 +521,14 @@ async fn main() {
         args.keys
     );
     println!(
-        "| keys | method | p50 µs | p99 µs | mean µs | p50 vs MGET | p99 vs MGET | server handler mean µs |\n| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| keys | method | p50 µs | p99 µs | mean µs | p50 vs MGET | p50 vs MGET (fstore reader) | p99 vs MGET | server handler mean µs |\n| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     let methods = [
         "raw Redis MGET (fstore keys)",
         "Feast layout: pipelined HMGET + decode",
         "fstore gRPC on Redis",
         "fstore gRPC on RocksDB",
+        "raw Redis MGET, fstore's RESP reader",
     ];
     let mut rng = Rng(42);
     let at = now_us();
@@ -514,10 +537,19 @@ async fn main() {
         let mut handler = [(0.0, 0.0); 2];
         let warmup = 20.max(rounds / 10);
         for round in 0..warmup + rounds {
-            let idx = rng.distinct(size, args.keys);
-            let mkeys: Vec<&String> = idx.iter().map(|&i| &keys[i]).collect();
             for k in 0..methods.len() {
                 let m = (k + round) % methods.len();
+                if !args.methods.contains(&m) {
+                    continue;
+                }
+                // Fresh keys for every call: keys another method just read would be in
+                // Redis's CPU caches and answer faster (a 1,000-key MGET takes about a third
+                // less), which would favour whichever method runs second.
+                let idx = rng.distinct(size, args.keys);
+                // Each method's input is ready before its clock starts: the MGET's key list,
+                // the gRPC request message (its encoding is timed, like the MGET's).
+                let mkeys: Vec<&String> = idx.iter().map(|&i| &keys[i]).collect();
+                let message = matches!(m, 2 | 3).then(|| request(&users, &idx, at));
                 let started = Instant::now();
                 match m {
                     0 => {
@@ -554,12 +586,16 @@ async fn main() {
                         } else {
                             &mut rocks_client
                         };
-                        let resp = grpc(c, request(&users, &idx, at)).await;
+                        let resp = grpc(c, message.expect("a gRPC method")).await;
                         let g = &resp.groups[0];
                         assert!(
                             g.status.iter().all(|&s| s == pb::KeyStatus::Found as i32),
                             "every key is found"
                         );
+                    }
+                    4 => {
+                        let got = fast_mget.mget(&mkeys, 1000).await.unwrap();
+                        assert!(got.iter().all(|v| v.is_some()));
                     }
                     _ => unreachable!(),
                 }
@@ -580,10 +616,17 @@ async fn main() {
         for t in &mut times {
             t.sort();
         }
-        let base50 = percentile(&times[0], 0.5);
-        let base99 = percentile(&times[0], 0.99);
+        // Without a baseline in the run, its ratios print as NaN.
+        let base = |m: usize, p: f64| match times[m].is_empty() {
+            true => f64::NAN,
+            false => us(percentile(&times[m], p)),
+        };
+        let (base50, base99, fast50) = (base(0, 0.5), base(0, 0.99), base(4, 0.5));
         for (m, name) in methods.iter().enumerate() {
             let t = &times[m];
+            if t.is_empty() {
+                continue;
+            }
             let p50 = percentile(t, 0.5);
             let p99 = percentile(t, 0.99);
             let mean = t.iter().sum::<Duration>() / t.len() as u32;
@@ -592,12 +635,13 @@ async fn main() {
                 _ => "—".to_string(),
             };
             println!(
-                "| {size} | {name} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {server} |",
+                "| {size} | {name} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {server} |",
                 us(p50),
                 us(p99),
                 us(mean),
-                us(p50) / us(base50),
-                us(p99) / us(base99)
+                us(p50) / base50,
+                us(p50) / fast50,
+                us(p99) / base99
             );
         }
     }
@@ -607,6 +651,7 @@ async fn main() {
     {
         use prost::Message;
         let idx = Rng(9).distinct(1000.min(args.keys), args.keys);
+        let rows = request_rows(&users, &idx, at);
         let req = request(&users, &idx, at);
         let resp = grpc(&mut redis_client, req.clone()).await;
         let reps = 300;
@@ -617,14 +662,23 @@ async fn main() {
             }
             t.elapsed() / reps
         };
-        let req_bytes = req.encode_to_vec();
+        let request_cost = |r: &pb::GetFeaturesRequest| {
+            let bytes = r.encode_to_vec();
+            let enc = time(&mut || {
+                std::hint::black_box(r.encode_to_vec());
+            });
+            let dec = time(&mut || {
+                std::hint::black_box(pb::GetFeaturesRequest::decode(bytes.as_slice()).unwrap());
+            });
+            format!(
+                "{} bytes (encode {:.0}, decode {:.0})",
+                bytes.len(),
+                us(enc),
+                us(dec)
+            )
+        };
+        let (rows_cost, columns_cost) = (request_cost(&rows), request_cost(&req));
         let resp_bytes = resp.encode_to_vec();
-        let enc_req = time(&mut || {
-            std::hint::black_box(req.encode_to_vec());
-        });
-        let dec_req = time(&mut || {
-            std::hint::black_box(pb::GetFeaturesRequest::decode(req_bytes.as_slice()).unwrap());
-        });
         let enc_resp = time(&mut || {
             std::hint::black_box(resp.encode_to_vec());
         });
@@ -632,11 +686,8 @@ async fn main() {
             std::hint::black_box(pb::GetFeaturesResponse::decode(resp_bytes.as_slice()).unwrap());
         });
         println!(
-            "\nprotobuf at {} keys, µs: request {} bytes (encode {:.0}, decode {:.0}), response {} bytes (encode {:.0}, decode {:.0})",
+            "\nprotobuf at {} keys, µs: request with key columns {columns_cost}, with a message per key {rows_cost}; response {} bytes (encode {:.0}, decode {:.0})",
             idx.len(),
-            req_bytes.len(),
-            us(enc_req),
-            us(dec_req),
             resp_bytes.len(),
             us(enc_resp),
             us(dec_resp)
@@ -647,10 +698,12 @@ async fn main() {
     let idx = Rng(5).distinct(100.min(args.keys), args.keys);
     let a = grpc(&mut redis_client, request(&users, &idx, at)).await;
     let b = grpc(&mut rocks_client, request(&users, &idx, at)).await;
+    let c = grpc(&mut redis_client, request_rows(&users, &idx, at)).await;
     assert_eq!(
         a.groups, b.groups,
         "redis and rocksdb serve the same values"
     );
+    assert_eq!(a.groups, c.groups, "both key forms get the same values");
 
     println!(
         "\nStored bytes per entity ({GROUP}, mean over {} keys)",

@@ -716,8 +716,8 @@ async fn online_view(
             .map(|k| layout.key(std::slice::from_ref(k)).unwrap())
             .collect();
         let got = store.get(&online_keys).await.unwrap();
-        for (k, v) in entity_keys.iter().zip(got) {
-            let (status, _, values) = layout.values_at(v.as_deref(), at).unwrap();
+        for (k, v) in entity_keys.iter().zip(got.iter()) {
+            let (status, _, values) = layout.values_at(v, at).unwrap();
             // A window group's status only says whether the key has rows stored (the joiner
             // keeps a key's latest row, a materialization only rows within the window);
             // its features are what a request sees.

@@ -16,11 +16,25 @@ fn key(s: &str) -> pb::EntityKey {
     }
 }
 
+/// A user_profile request with one key column.
+fn columns(strings: Vec<&str>, ints: Vec<i64>) -> pb::GetFeaturesRequest {
+    pb::GetFeaturesRequest {
+        refs: vec!["user_profile".into()],
+        keys: vec![],
+        request_time_us: Some(0),
+        key_columns: vec![pb::KeyColumn {
+            string_values: strings.into_iter().map(String::from).collect(),
+            int64_values: ints,
+        }],
+    }
+}
+
 fn get(refs: &[&str], keys: Vec<pb::EntityKey>) -> pb::GetFeaturesRequest {
     pb::GetFeaturesRequest {
         refs: refs.iter().map(|r| r.to_string()).collect(),
         keys,
         request_time_us: Some(0),
+        key_columns: vec![],
     }
 }
 
@@ -188,6 +202,32 @@ async fn serve_reports_health_reflection_registry_errors_and_metrics() {
             Code::InvalidArgument,
             "no feature refs",
         ),
+        (
+            columns(vec![], vec![1, 2]),
+            Code::InvalidArgument,
+            "key column \"user_id\" of entity \"user\" is STRING and needs 2 value(s) like the first key column; got 0 string_values and 2 int64_values",
+        ),
+        (
+            pb::GetFeaturesRequest {
+                keys: vec![key("u")],
+                ..columns(vec!["u"], vec![])
+            },
+            Code::InvalidArgument,
+            "both keys and key_columns",
+        ),
+        (
+            pb::GetFeaturesRequest {
+                key_columns: vec![pb::KeyColumn::default(); 2],
+                ..columns(vec![], vec![])
+            },
+            Code::InvalidArgument,
+            "entity \"user\" has 1 key column(s) (user_id), got 2 key_columns",
+        ),
+        (
+            columns(vec!["u"; 10_001], vec![]),
+            Code::InvalidArgument,
+            "10001 keys in one request; at most 10000",
+        ),
     ] {
         let err = c.get_features(req).await.unwrap_err();
         assert_eq!(err.code(), code, "{err:?}");
@@ -259,9 +299,9 @@ async fn serve_reports_health_reflection_registry_errors_and_metrics() {
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     for needle in [
         "fstore_requests_total{method=\"GetFeatures\",code=\"NotFound\"} 2",
-        "fstore_requests_total{method=\"GetFeatures\",code=\"InvalidArgument\"} 5",
+        "fstore_requests_total{method=\"GetFeatures\",code=\"InvalidArgument\"} 9",
         "fstore_requests_total{method=\"GetModelInputs\",code=\"Ok\"} 1",
-        "fstore_request_seconds_count{method=\"GetFeatures\"} 7",
+        "fstore_request_seconds_count{method=\"GetFeatures\"} 11",
         "fstore_store_errors_total 0",
     ] {
         assert!(body.contains(needle), "{needle} not in\n{body}");

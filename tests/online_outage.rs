@@ -29,6 +29,7 @@ async fn request(server: &Server) -> Result<pb::GetFeaturesResponse, tonic::Stat
                 }],
             }],
             request_time_us: Some(1_000),
+            key_columns: vec![],
         })
         .await
         .map(|r| r.into_inner())

@@ -22,8 +22,8 @@ fn value(ts: i64, n: i64) -> Vec<u8> {
         .unwrap()
 }
 
-fn decoded(v: &Option<Vec<u8>>) -> Option<(i64, i64)> {
-    v.as_ref().map(|b| {
+fn decoded(v: Option<&[u8]>) -> Option<(i64, i64)> {
+    v.map(|b| {
         let row = codec().decode(b).unwrap();
         match row.values[0] {
             Value::Int64(n) => (row.event_time, n),
@@ -62,7 +62,7 @@ async fn exercise(store: &OnlineStore, ns: &str) {
         let want = (i % 7 != 3).then_some((1_000 + i as i64, i as i64));
         assert_eq!(decoded(v), want, "key {i}");
     }
-    assert!(store.get(&[]).await.unwrap().is_empty());
+    assert!(store.get::<String>(&[]).await.unwrap().is_empty());
 
     for (case, (first, second, wins)) in ORDER_CASES.iter().enumerate() {
         let key = format!("{ns}:order:1:{case}");
@@ -74,7 +74,7 @@ async fn exercise(store: &OnlineStore, ns: &str) {
             .put_newer(vec![(key.clone(), value(*second, 2))])
             .await
             .unwrap();
-        let got = decoded(&store.get(std::slice::from_ref(&key)).await.unwrap()[0]);
+        let got = decoded(store.get(std::slice::from_ref(&key)).await.unwrap().get(0));
         let want = if *wins { (*second, 2) } else { (*first, 1) };
         assert_eq!(got, Some(want), "stored ts {first}, then ts {second}");
     }
@@ -89,7 +89,7 @@ async fn exercise(store: &OnlineStore, ns: &str) {
         .await
         .unwrap();
     assert_eq!(
-        decoded(&store.get(std::slice::from_ref(&key)).await.unwrap()[0]),
+        decoded(store.get(std::slice::from_ref(&key)).await.unwrap().get(0)),
         Some((30, 30))
     );
 }
@@ -114,7 +114,7 @@ async fn rocksdb_store_reads_in_order_and_newer_wins() {
     let store = OnlineStore::open(&url).await.unwrap();
     let key = "t:batch:1:k".to_string();
     assert_eq!(
-        decoded(&store.get(std::slice::from_ref(&key)).await.unwrap()[0]),
+        decoded(store.get(std::slice::from_ref(&key)).await.unwrap().get(0)),
         Some((30, 30))
     );
 }
@@ -240,4 +240,59 @@ async fn redis_over_tls_verifies_the_server_certificate() {
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys: u64 = redis::cmd("DBSIZE").query_async(&mut conn).await.unwrap();
     assert!(keys > 100, "{keys} keys in db 1 after materialize over TLS");
+}
+
+/// A password-protected Redis with a Unix socket: reads and writes authenticate and select the
+/// URL's database, over TCP and over the socket, and a wrong password is refused by name.
+#[tokio::test]
+async fn redis_with_a_password_a_database_and_a_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let socket = dir.path().join("redis.sock");
+    let port_s = port.to_string();
+    let args: Vec<&std::ffi::OsStr> = vec![
+        "--port".as_ref(),
+        port_s.as_ref(),
+        "--requirepass".as_ref(),
+        "s3cret".as_ref(),
+        "--unixsocket".as_ref(),
+        socket.as_os_str(),
+    ];
+    let _redis = KillOnDrop(crate::support::start_redis(port, dir.path(), &args));
+    let tcp = OnlineStore::open(&format!("redis://:s3cret@127.0.0.1:{port}/3"))
+        .await
+        .unwrap();
+    exercise(&tcp, &unique("auth")).await;
+    let unix = OnlineStore::open(&format!(
+        "redis+unix://{}?db=3&pass=s3cret",
+        socket.display()
+    ))
+    .await
+    .unwrap();
+    exercise(&unix, &unique("unix")).await;
+    // What one wrote into db 3 the other reads; db 0 has none of it.
+    let key = format!("{}:g:1:x", unique("shared"));
+    tcp.put_newer(vec![(key.clone(), value(5, 6))])
+        .await
+        .unwrap();
+    assert_eq!(
+        decoded(unix.get(std::slice::from_ref(&key)).await.unwrap().get(0)),
+        Some((5, 6))
+    );
+    let db0 = OnlineStore::open(&format!("redis://:s3cret@127.0.0.1:{port}/0"))
+        .await
+        .unwrap();
+    assert_eq!(
+        db0.get(std::slice::from_ref(&key)).await.unwrap().get(0),
+        None
+    );
+    let err = OnlineStore::open(&format!("redis://:wrong@127.0.0.1:{port}/3"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("redis at 127.0.0.1"), "{err}");
 }

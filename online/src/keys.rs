@@ -43,15 +43,18 @@ pub fn online_key(
     entity: &Entity,
     key: &[Value],
 ) -> Result<String, Error> {
-    let parts: Vec<KeyPart<'_>> = key
-        .iter()
+    online_key_of_parts(namespace, group, version, entity, &parts_of(key))
+}
+
+/// Key values as key parts (borrowed).
+pub fn parts_of(key: &[Value]) -> Vec<KeyPart<'_>> {
+    key.iter()
         .map(|v| match v {
             Value::String(s) => KeyPart::Str(s),
             Value::Int64(n) => KeyPart::Int(*n),
             other => KeyPart::Other(other),
         })
-        .collect();
-    online_key_of_parts(namespace, group, version, entity, &parts)
+        .collect()
 }
 
 /// [`online_key`] of borrowed parts (no copies on the serving path).
@@ -59,6 +62,20 @@ pub fn online_key_of_parts(
     namespace: &str,
     group: &str,
     version: u32,
+    entity: &Entity,
+    key: &[KeyPart<'_>],
+) -> Result<String, Error> {
+    online_key_after(&key_prefix(namespace, group, version), entity, key)
+}
+
+/// What every key of a group version starts with: `{namespace}:{group}:{version}:`.
+pub fn key_prefix(namespace: &str, group: &str, version: u32) -> String {
+    format!("{namespace}:{group}:{version}:")
+}
+
+/// The online key of `key`'s parts after a group version's [`key_prefix`].
+pub fn online_key_after(
+    prefix: &str,
     entity: &Entity,
     key: &[KeyPart<'_>],
 ) -> Result<String, Error> {
@@ -71,13 +88,8 @@ pub fn online_key_of_parts(
             key.len()
         )));
     }
-    let mut out = String::with_capacity(namespace.len() + group.len() + 16 + 24 * key.len());
-    out.push_str(namespace);
-    out.push(':');
-    out.push_str(group);
-    out.push(':');
-    let _ = write!(out, "{version}");
-    out.push(':');
+    let mut out = String::with_capacity(prefix.len() + 24 * key.len());
+    out.push_str(prefix);
     for (i, (col, v)) in entity.keys.iter().zip(key).enumerate() {
         if i > 0 {
             out.push(':');

@@ -17,7 +17,6 @@ use fstore_registry::window::WindowRows;
 use sha2::{Digest, Sha256};
 
 use crate::Error;
-use crate::keys::online_key;
 
 /// The fingerprint values carry: of the stored fields' labels and types in order, so a
 /// compatible change to the group (its TTL, say) keeps reading the stored values, and a value
@@ -61,6 +60,8 @@ pub struct GroupLayout {
     pub features: Vec<(String, DataType)>,
     pub stored: Stored,
     codec: Codec,
+    /// `{namespace}:{group}:{version}:`, which every key starts with.
+    key_prefix: String,
 }
 
 impl GroupLayout {
@@ -103,6 +104,7 @@ impl GroupLayout {
             fields.iter().map(|(_, t)| t.clone()).collect(),
         )?;
         Ok(GroupLayout {
+            key_prefix: crate::keys::key_prefix(namespace, &group.name, group.version),
             namespace: namespace.to_string(),
             group,
             entity,
@@ -114,24 +116,12 @@ impl GroupLayout {
 
     /// The online key of an entity key.
     pub fn key(&self, key: &[Value]) -> Result<String, Error> {
-        online_key(
-            &self.namespace,
-            &self.group.name,
-            self.group.version,
-            &self.entity,
-            key,
-        )
+        self.key_of_parts(&crate::keys::parts_of(key))
     }
 
     /// [`GroupLayout::key`] of borrowed key parts.
     pub fn key_of_parts(&self, key: &[crate::keys::KeyPart<'_>]) -> Result<String, Error> {
-        crate::keys::online_key_of_parts(
-            &self.namespace,
-            &self.group.name,
-            self.group.version,
-            &self.entity,
-            key,
-        )
+        crate::keys::online_key_after(&self.key_prefix, &self.entity, key)
     }
 
     /// A row group's value: the row's event time and features.

@@ -8,8 +8,10 @@ pub mod error;
 pub mod keys;
 pub mod layout;
 pub mod metrics;
+pub mod resp;
 pub mod serve;
 pub mod store;
 
 pub use error::Error;
+pub use resp::Fetched;
 pub use store::OnlineStore;

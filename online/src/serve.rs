@@ -258,61 +258,147 @@ fn key_parts<'a>(
         .collect()
 }
 
+/// How many keys a request names, in whichever form it sends them.
+fn key_count(req: &pb::GetFeaturesRequest) -> usize {
+    match req.key_columns.first() {
+        None => req.keys.len(),
+        Some(c) => c.string_values.len().max(c.int64_values.len()),
+    }
+}
+
+/// One key column of a columnar request, borrowed.
+enum KeyValues<'a> {
+    Str(&'a [String]),
+    Int(&'a [i64]),
+}
+
+/// The online keys of `layout` for a request's keys, from either key form.
+fn request_keys(layout: &GroupLayout, req: &pb::GetFeaturesRequest) -> Result<Vec<String>, Status> {
+    if req.key_columns.is_empty() {
+        return req
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let parts = key_parts(layout, i, k)?;
+                layout.key_of_parts(&parts).map_err(store_status)
+            })
+            .collect();
+    }
+    if !req.keys.is_empty() {
+        return Err(Status::invalid_argument(
+            "the request has both keys and key_columns; send one form",
+        ));
+    }
+    let entity = &layout.entity;
+    let names = || {
+        entity
+            .keys
+            .iter()
+            .map(|k| k.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if req.key_columns.len() != entity.keys.len() {
+        return Err(Status::invalid_argument(format!(
+            "entity \"{}\" has {} key column(s) ({}), got {} key_columns",
+            entity.name,
+            entity.keys.len(),
+            names(),
+            req.key_columns.len()
+        )));
+    }
+    let n = key_count(req);
+    let columns = entity
+        .keys
+        .iter()
+        .zip(&req.key_columns)
+        .map(|(col, c)| {
+            let (strings, ints) = (c.string_values.len(), c.int64_values.len());
+            match &col.dtype {
+                DataType::String if ints == 0 && strings == n => {
+                    Ok(KeyValues::Str(&c.string_values))
+                }
+                DataType::Int64 if strings == 0 && ints == n => Ok(KeyValues::Int(&c.int64_values)),
+                t => Err(Status::invalid_argument(format!(
+                    "key column \"{}\" of entity \"{}\" is {t} and needs {n} value(s) like the \
+                     first key column; got {strings} string_values and {ints} int64_values",
+                    col.name, entity.name
+                ))),
+            }
+        })
+        .collect::<Result<Vec<_>, Status>>()?;
+    let mut parts = Vec::with_capacity(columns.len());
+    (0..n)
+        .map(|i| {
+            parts.clear();
+            parts.extend(columns.iter().map(|c| match c {
+                KeyValues::Str(v) => KeyPart::Str(&v[i]),
+                KeyValues::Int(v) => KeyPart::Int(v[i]),
+            }));
+            layout.key_of_parts(&parts).map_err(store_status)
+        })
+        .collect()
+}
+
 /// A typed column of `values` (all of type `dtype`), which it takes over.
 pub fn to_column(dtype: &DataType, values: Vec<Value>) -> pb::Column {
+    let mut c = empty_column(dtype, values.len());
+    for v in values {
+        push_value(&mut c, dtype, v);
+    }
+    c
+}
+
+/// A column of `dtype` with room for `rows` values.
+fn empty_column(dtype: &DataType, rows: usize) -> pb::Column {
     let mut c = pb::Column {
-        valid: values.iter().map(|v| !matches!(v, Value::Null)).collect(),
+        valid: Vec::with_capacity(rows),
         ..Default::default()
     };
     match dtype {
-        DataType::Boolean => {
-            c.bool_values = values
-                .iter()
-                .map(|v| matches!(v, Value::Boolean(true)))
-                .collect()
-        }
-        DataType::Int64 | DataType::Timestamp => {
-            c.int64_values = values
-                .iter()
-                .map(|v| match v {
-                    Value::Int64(n) | Value::Timestamp(n) => *n,
-                    _ => 0,
-                })
-                .collect()
-        }
-        DataType::Double => {
-            c.double_values = values
-                .iter()
-                .map(|v| match v {
-                    Value::Double(d) => *d,
-                    _ => 0.0,
-                })
-                .collect()
-        }
-        DataType::String => {
-            c.string_values = values
-                .into_iter()
-                .map(|v| match v {
-                    Value::String(s) => s,
-                    _ => String::new(),
-                })
-                .collect()
-        }
+        DataType::Boolean => c.bool_values.reserve(rows),
+        DataType::Int64 | DataType::Timestamp => c.int64_values.reserve(rows),
+        DataType::Double => c.double_values.reserve(rows),
+        DataType::String => c.string_values.reserve(rows),
         DataType::List(inner) => {
-            let mut offsets = Vec::with_capacity(values.len() + 1);
-            offsets.push(0u32);
-            let mut elements: Vec<Value> = Vec::new();
-            for v in values {
-                if let Value::List(items) = v {
-                    elements.extend(items);
-                }
-                offsets.push(elements.len() as u32);
-            }
-            c.offsets = offsets;
-            c.elements = Some(Box::new(to_column(inner, elements)));
+            c.offsets.reserve(rows + 1);
+            c.offsets.push(0);
+            c.elements = Some(Box::new(empty_column(inner, 0)));
         }
     }
     c
+}
+
+/// Appends one value (of type `dtype`, or NULL) to a column made by [`empty_column`].
+fn push_value(c: &mut pb::Column, dtype: &DataType, v: Value) {
+    c.valid.push(!matches!(v, Value::Null));
+    match dtype {
+        DataType::Boolean => c.bool_values.push(matches!(v, Value::Boolean(true))),
+        DataType::Int64 | DataType::Timestamp => c.int64_values.push(match v {
+            Value::Int64(n) | Value::Timestamp(n) => n,
+            _ => 0,
+        }),
+        DataType::Double => c.double_values.push(match v {
+            Value::Double(d) => d,
+            _ => 0.0,
+        }),
+        DataType::String => c.string_values.push(match v {
+            Value::String(s) => s,
+            _ => String::new(),
+        }),
+        DataType::List(inner) => {
+            let elements = c
+                .elements
+                .get_or_insert_with(|| Box::new(empty_column(inner, 0)));
+            if let Value::List(items) = v {
+                for item in items {
+                    push_value(elements, inner, item);
+                }
+            }
+            c.offsets.push(elements.valid.len() as u32);
+        }
+    }
 }
 
 fn status_pb(s: KeyStatus) -> pb::KeyStatus {
@@ -331,15 +417,16 @@ async fn lookup(
     keys: &[Option<String>],
     at: i64,
 ) -> Result<Vec<(KeyStatus, Option<i64>, Vec<Value>)>, Status> {
-    let present: Vec<String> = keys.iter().flatten().cloned().collect();
-    let mut raw = store.get(&present).await.map_err(store_status)?.into_iter();
+    let present: Vec<&str> = keys.iter().flatten().map(String::as_str).collect();
+    let fetched = store.get(&present).await.map_err(store_status)?;
+    let mut raw = fetched.iter();
     keys.iter()
         .map(|k| {
             let bytes = match k {
                 Some(_) => raw.next().flatten(),
                 None => None,
             };
-            layout.values_at(bytes.as_deref(), at).map_err(|e| {
+            layout.values_at(bytes, at).map_err(|e| {
                 Status::internal(format!(
                     "stored value of {} does not decode: {e}",
                     k.as_deref().unwrap_or("?")
@@ -378,7 +465,7 @@ impl pb::feature_service_server::FeatureService for FeatureService {
         request: Request<pb::GetFeaturesRequest>,
     ) -> Result<Response<pb::GetFeaturesResponse>, Status> {
         let started = std::time::Instant::now();
-        let keys = request.get_ref().keys.len();
+        let keys = key_count(request.get_ref());
         let out = self.features(request.into_inner()).await;
         self.record("GetFeatures", &out, started, keys);
         out.map(Response::new)
@@ -422,47 +509,49 @@ impl FeatureService {
     ) -> Result<pb::GetFeaturesResponse, Status> {
         let served = self.shared.current();
         let wanted = resolve(&served, &req.refs)?;
-        if req.keys.len() > MAX_KEYS {
+        if key_count(&req) > MAX_KEYS {
             return Err(Status::invalid_argument(format!(
                 "{} keys in one request; at most {MAX_KEYS}",
-                req.keys.len()
+                key_count(&req)
             )));
         }
         let at = req.request_time_us.unwrap_or_else(now_us);
         let mut groups = Vec::with_capacity(wanted.len());
         for w in &wanted {
             let layout = w.layout;
-            let keys = req
-                .keys
+            let keys = request_keys(layout, &req)?;
+            let fetched = self.shared.store.get(&keys).await.map_err(store_status)?;
+            // Straight into the response's columns, key by key.
+            let n = keys.len();
+            let mut status = Vec::with_capacity(n);
+            let mut times = Vec::with_capacity(n);
+            let mut columns: Vec<pb::Column> = w
+                .features
                 .iter()
-                .enumerate()
-                .map(|(i, k)| {
-                    let parts = key_parts(layout, i, k)?;
-                    layout.key_of_parts(&parts).map_err(store_status)
-                })
-                .collect::<Result<Vec<_>, Status>>()?;
-            let keys: Vec<Option<String>> = keys.into_iter().map(Some).collect();
-            let looked = lookup(&self.shared.store, layout, &keys, at).await?;
-            let status = looked
-                .iter()
-                .map(|(st, _, _)| status_pb(*st) as i32)
+                .map(|&f| empty_column(&layout.features[f].1, n))
                 .collect();
-            let times = looked.iter().map(|(_, t, _)| t.unwrap_or(0)).collect();
-            let mut rows: Vec<Vec<Value>> = looked.into_iter().map(|(_, _, v)| v).collect();
-            // Each feature index appears once (resolve dedups), so values can move out.
+            for (key, raw) in keys.iter().zip(fetched.iter()) {
+                let (st, t, mut values) = layout.values_at(raw, at).map_err(|e| {
+                    Status::internal(format!("stored value of {key} does not decode: {e}"))
+                })?;
+                status.push(status_pb(st) as i32);
+                times.push(t.unwrap_or(0));
+                // Each feature index appears once (resolve dedups), so values can move out.
+                for (c, &f) in columns.iter_mut().zip(&w.features) {
+                    let v = std::mem::replace(&mut values[f], Value::Null);
+                    push_value(c, &layout.features[f].1, v);
+                }
+            }
             let features = w
                 .features
                 .iter()
-                .map(|&f| {
+                .zip(columns)
+                .map(|(&f, values)| {
                     let (name, dtype) = &layout.features[f];
-                    let values: Vec<Value> = rows
-                        .iter_mut()
-                        .map(|r| std::mem::replace(&mut r[f], Value::Null))
-                        .collect();
                     pb::FeatureColumn {
                         name: format!("{}.{name}", layout.group.name),
                         dtype: dtype.to_string(),
-                        values: Some(to_column(dtype, values)),
+                        values: Some(values),
                     }
                 })
                 .collect();

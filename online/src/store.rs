@@ -19,6 +19,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::Error;
+use crate::resp::{Fetched, MgetPool};
 
 /// The embedded store's block cache, MiB.
 const ROCKSDB_CACHE_MIB: u64 = 256;
@@ -101,7 +102,7 @@ impl OnlineStore {
     }
 
     /// The values of `keys`, in order; `None` where a key has no value.
-    pub async fn get(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+    pub async fn get<K: AsRef<str> + Sync>(&self, keys: &[K]) -> Result<Fetched, Error> {
         match self {
             OnlineStore::Redis(r) => r.get(keys).await,
             OnlineStore::RocksDb(r) => r.get(keys).await,
@@ -143,7 +144,10 @@ impl OnlineStore {
 /// Redis through one auto-reconnecting multiplexed connection.
 #[derive(Clone)]
 pub struct RedisStore {
+    /// Writes (the newer-wins script).
     conn: ConnectionManager,
+    /// Reads: `MGET` on connections of its own ([`crate::resp`]).
+    reads: Arc<MgetPool>,
     script: Arc<redis::Script>,
     addr: String,
 }
@@ -152,7 +156,7 @@ impl RedisStore {
     async fn open(url: &str) -> Result<Self, Error> {
         let client =
             redis::Client::open(url).map_err(|e| Error::BadUrl(format!("{}: {e}", redact(url))))?;
-        let info = client.get_connection_info();
+        let info = client.get_connection_info().clone();
         let addr = match info.addr() {
             redis::ConnectionAddr::TcpTls { .. } => format!("{} (tls)", info.addr()),
             a => a.to_string(),
@@ -167,6 +171,7 @@ impl RedisStore {
             .map_err(|e| Error::Unavailable(format!("redis at {addr}: {e}")))?;
         Ok(RedisStore {
             conn,
+            reads: Arc::new(MgetPool::new(info)),
             script: Arc::new(redis::Script::new(NEWER_WINS_LUA)),
             addr,
         })
@@ -176,28 +181,11 @@ impl RedisStore {
         Error::Unavailable(format!("redis at {}: {e}", self.addr))
     }
 
-    async fn get(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, Error> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut conn = self.conn.clone();
-        if keys.len() <= REDIS_CHUNK {
-            return redis::cmd("MGET")
-                .arg(keys)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| self.unavailable(e));
-        }
-        // One round trip: the MGETs of all chunks in one pipeline.
-        let mut pipe = redis::pipe();
-        for chunk in keys.chunks(REDIS_CHUNK) {
-            pipe.cmd("MGET").arg(chunk);
-        }
-        let parts: Vec<Vec<Option<Vec<u8>>>> = pipe
-            .query_async(&mut conn)
+    async fn get<K: AsRef<str> + Sync>(&self, keys: &[K]) -> Result<Fetched, Error> {
+        self.reads
+            .mget(keys, REDIS_CHUNK)
             .await
-            .map_err(|e| self.unavailable(e))?;
-        Ok(parts.into_iter().flatten().collect())
+            .map_err(|e| Error::Unavailable(format!("redis at {}: {e}", self.addr)))
     }
 
     async fn put_newer(&self, entries: &[(String, Vec<u8>)]) -> Result<u64, Error> {
@@ -273,9 +261,9 @@ impl RocksStore {
         })
     }
 
-    async fn get(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+    async fn get<K: AsRef<str> + Sync>(&self, keys: &[K]) -> Result<Fetched, Error> {
         let db = self.db.clone();
-        let keys: Vec<String> = keys.to_vec();
+        let keys: Vec<String> = keys.iter().map(|k| k.as_ref().to_string()).collect();
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
             let unavailable = |e: rocksdb::Error| {
@@ -289,9 +277,17 @@ impl RocksStore {
             order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
             let sorted = order.iter().map(|&i| keys[i].as_bytes());
             let got = db.batched_multi_get_cf(cf, sorted, true);
-            let mut out: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
-            for (&i, v) in order.iter().zip(got) {
-                out[i] = v.map_err(unavailable)?.map(|p| p.to_vec());
+            let mut slot = vec![0usize; keys.len()];
+            for (at, &i) in order.iter().enumerate() {
+                slot[i] = at;
+            }
+            let got = got
+                .into_iter()
+                .map(|v| v.map_err(unavailable))
+                .collect::<Result<Vec<_>, Error>>()?;
+            let mut out = Fetched::with_capacity(keys.len());
+            for &at in &slot {
+                out.push(got[at].as_deref());
             }
             Ok(out)
         })
