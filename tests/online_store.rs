@@ -296,3 +296,58 @@ async fn redis_with_a_password_a_database_and_a_unix_socket() {
         .to_string();
     assert!(err.contains("redis at 127.0.0.1"), "{err}");
 }
+
+/// Many concurrent lookups each get their own answer, on at most `MAX_CONNECTIONS` read
+/// connections (the rest wait for one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_lookups_share_a_bounded_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _redis = KillOnDrop(crate::support::start_redis(port, dir.path(), &[]));
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let store = OnlineStore::open(&url).await.unwrap();
+    let keys: Vec<String> = (0..500).map(|i| format!("pool:g:1:{i}")).collect();
+    store
+        .put_newer(
+            keys.iter()
+                .enumerate()
+                .map(|(i, k)| (k.clone(), value(i as i64, i as i64)))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..400)
+        .map(|t| {
+            let store = store.clone();
+            let mine: Vec<String> = (0..25).map(|j| keys[(t * 7 + j) % 500].clone()).collect();
+            tokio::spawn(async move {
+                let got = store.get(&mine).await.unwrap();
+                for (k, v) in mine.iter().zip(got.iter()) {
+                    let i: i64 = k.rsplit(':').next().unwrap().parse().unwrap();
+                    assert_eq!(decoded(v), Some((i, i)), "{k}");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let open = list.lines().count();
+    // The pool's connections, the writer's, and this one.
+    assert!(
+        open <= fstore_online::resp::MAX_CONNECTIONS + 2,
+        "{open} connections"
+    );
+    assert!(open >= 3, "{open} connections: the reads used none?");
+}

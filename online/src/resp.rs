@@ -10,10 +10,12 @@
 //! Connections come from the same parsed URL as the writer's: TCP, TLS (native-tls, verified
 //! unless `#insecure`) or a Unix socket, with `AUTH` and `SELECT` as the URL asks. A connection
 //! that fails is dropped; a pooled one that fails (the server restarted, say) is retried once on
-//! a fresh connection, since `MGET` is a read. A request dropped halfway drops its connection,
-//! so a reply is never read by the wrong request.
+//! a fresh connection, since `MGET` is a read (a timeout is not retried: a slow server would
+//! only get the work twice). A request dropped halfway drops its connection, so a reply is
+//! never read by the wrong request. At most [`MAX_CONNECTIONS`] are open at once; more
+//! concurrent lookups wait for one.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use redis::{ConnectionAddr, ConnectionInfo};
@@ -23,8 +25,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Idle connections kept for reuse (one per concurrent lookup is what gets used).
-const MAX_IDLE: usize = 64;
+/// Connections open at once (each concurrent lookup uses one); idle ones are kept for reuse.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// The longest bulk string a reply may hold (Redis's own `proto-max-bulk-len` default).
+const MAX_BULK: usize = 512 * 1024 * 1024;
 
 /// Values of many keys: spans of one buffer, in key order; `None` where a key has no value.
 #[derive(Debug, Default, Clone)]
@@ -73,17 +78,19 @@ impl Fetched {
     }
 }
 
-/// Why an exchange failed: the connection (worth one retry on a fresh one) or the reply.
+/// Why an exchange failed: the connection (worth one retry on a fresh one), no answer in
+/// time, or the reply.
 #[derive(Debug)]
 enum Failure {
     Connection(String),
+    Timeout(String),
     Reply(String),
 }
 
 impl Failure {
     fn message(self) -> String {
         match self {
-            Failure::Connection(m) | Failure::Reply(m) => m,
+            Failure::Connection(m) | Failure::Timeout(m) | Failure::Reply(m) => m,
         }
     }
 }
@@ -99,6 +106,7 @@ struct Conn {
 pub struct MgetPool {
     info: ConnectionInfo,
     idle: Mutex<Vec<Conn>>,
+    slots: tokio::sync::Semaphore,
 }
 
 /// The `MGET`s of `keys` in chunks of at most `chunk` keys, as RESP.
@@ -231,12 +239,18 @@ impl MgetReplies {
                 match head.split_first() {
                     Some((b'$', n)) => {
                         let n = number(n)?;
-                        if n < 0 {
+                        if n == -1 {
                             self.spans.push(None);
                             self.pos = after;
                             continue;
                         }
-                        let end = after + n as usize;
+                        let end = usize::try_from(n)
+                            .ok()
+                            .filter(|&n| n <= MAX_BULK)
+                            .and_then(|n| after.checked_add(n))
+                            .ok_or_else(|| {
+                                Failure::Reply(format!("a bulk string of length {n}"))
+                            })?;
                         if buf.len() < end + 2 {
                             self.left = Some(left - done);
                             return Ok(false);
@@ -275,7 +289,9 @@ impl Conn {
     ) -> Result<Vec<u8>, Failure> {
         self.stream.write_all(request).await.map_err(io("write"))?;
         self.stream.flush().await.map_err(io("write"))?;
-        let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+        // About what a reply of small values takes; it grows for large ones.
+        let keys: usize = replies.expect.iter().sum();
+        let mut buf: Vec<u8> = Vec::with_capacity((keys * 64).clamp(1024, 1 << 20));
         loop {
             if buf.capacity() - buf.len() < 16 * 1024 {
                 buf.reserve(buf.capacity());
@@ -326,7 +342,13 @@ impl MgetPool {
         MgetPool {
             info,
             idle: Mutex::new(Vec::new()),
+            slots: tokio::sync::Semaphore::new(MAX_CONNECTIONS),
         }
+    }
+
+    fn idle(&self) -> MutexGuard<'_, Vec<Conn>> {
+        // The pool's list stays valid whatever panicked while holding it.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     async fn connect(&self) -> Result<Conn, Failure> {
@@ -343,8 +365,14 @@ impl MgetPool {
                 host,
                 port,
                 insecure,
-                ..
+                tls_params,
             } => {
+                if tls_params.is_some() {
+                    return Err(Failure::Connection(
+                        "TLS client certificates and custom roots are not supported for reads"
+                            .into(),
+                    ));
+                }
                 let tcp = tokio::net::TcpStream::connect((host.as_str(), *port))
                     .await
                     .map_err(io("connect"))?;
@@ -377,7 +405,13 @@ impl MgetPool {
         let mut conn = Conn { stream };
         let settings = self.info.redis_settings();
         match (settings.username(), settings.password()) {
-            (Some(user), Some(pw)) => conn.simple(&["AUTH", user, pw]).await?,
+            (Some(user), Some(pw)) => match conn.simple(&["AUTH", user, pw]).await {
+                // Redis before 6 knows no users: the password alone, as the redis crate does.
+                Err(Failure::Reply(m)) if m.contains("wrong number of arguments") => {
+                    conn.simple(&["AUTH", pw]).await?
+                }
+                other => other?,
+            },
             (None, Some(pw)) => conn.simple(&["AUTH", pw]).await?,
             _ => {}
         }
@@ -398,7 +432,11 @@ impl MgetPool {
         }
         let request = encode_mgets(keys, chunk);
         let expect: Vec<usize> = keys.chunks(chunk).map(<[K]>::len).collect();
-        let pooled = self.idle.lock().map(|mut idle| idle.pop()).unwrap_or(None);
+        let _slot = tokio::time::timeout(CONNECT_TIMEOUT, self.slots.acquire())
+            .await
+            .map_err(|_| format!("all {MAX_CONNECTIONS} connections busy for {CONNECT_TIMEOUT:?}"))?
+            .map_err(|e| e.to_string())?;
+        let pooled = self.idle().pop();
         if let Some(conn) = pooled {
             match self.run(conn, &request, expect.clone()).await {
                 Ok(f) => return Ok(f),
@@ -426,10 +464,9 @@ impl MgetPool {
         let mut replies = MgetReplies::new(expect);
         let data = tokio::time::timeout(RESPONSE_TIMEOUT, conn.exchange(request, &mut replies))
             .await
-            .map_err(|_| Failure::Connection(format!("no reply within {RESPONSE_TIMEOUT:?}")))??;
-        if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < MAX_IDLE
-        {
+            .map_err(|_| Failure::Timeout(format!("no reply within {RESPONSE_TIMEOUT:?}")))??;
+        let mut idle = self.idle();
+        if idle.len() < MAX_CONNECTIONS {
             idle.push(conn);
         }
         Ok(Fetched {
@@ -494,6 +531,16 @@ mod tests {
         assert!(r.advance(b"*1\r\n:5\r\n").is_err());
         let mut r = MgetReplies::new(vec![1]);
         assert!(r.advance(b"*1\r\n$2\r\nabXY").is_err());
+        let mut r = MgetReplies::new(vec![1]);
+        assert!(r.advance(b"*1\r\n$-2\r\n").is_err());
+        let mut r = MgetReplies::new(vec![1]);
+        let huge = format!("*1\r\n${}\r\nab", i64::MAX);
+        assert!(
+            r.advance(huge.as_bytes())
+                .unwrap_err()
+                .message()
+                .contains("length")
+        );
     }
 
     #[test]
