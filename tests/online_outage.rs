@@ -2,7 +2,6 @@
 //! the cause (no panic, no hang); once Redis is back, requests succeed again without a restart.
 //! The test runs its own redis-server (the binary scripts/setup.sh installs) so it can stop it.
 
-use std::net::TcpListener;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -77,11 +76,7 @@ async fn redis_outage_gives_unavailable_then_recovers() {
     }
     let work = tempfile::tempdir().unwrap();
     let registry = crate::support::apply_example(work.path(), "reg");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::support::free_port();
     let url = format!("redis://127.0.0.1:{port}/0");
     let mut redis = start_redis(port, work.path());
     put(&url, &registry).await;

@@ -160,11 +160,7 @@ fn start_tls_redis(dir: &std::path::Path) -> Option<(KillOnDrop, u16, std::path:
         eprintln!("skipped: no openssl command");
         return None;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::support::free_port();
     let port_s = port.to_string();
     let tls: Vec<&std::ffi::OsStr> = vec![
         "--port".as_ref(),
@@ -247,11 +243,7 @@ async fn redis_over_tls_verifies_the_server_certificate() {
 #[tokio::test]
 async fn redis_with_a_password_a_database_and_a_unix_socket() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::support::free_port();
     let socket = dir.path().join("redis.sock");
     let port_s = port.to_string();
     let args: Vec<&std::ffi::OsStr> = vec![
@@ -302,11 +294,7 @@ async fn redis_with_a_password_a_database_and_a_unix_socket() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_lookups_share_a_bounded_pool() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::support::free_port();
     let _redis = KillOnDrop(crate::support::start_redis(port, dir.path(), &[]));
     let url = format!("redis://127.0.0.1:{port}/0");
     let store = OnlineStore::open(&url).await.unwrap();

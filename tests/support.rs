@@ -121,6 +121,15 @@ pub fn apply_example(work: &Path, name: &str) -> PathBuf {
 
 /// A redis-server of the test's own on 127.0.0.1 (no persistence, data in `dir`), listening
 /// on `port` (with `args` it may instead speak TLS there); returns once the port accepts.
+/// A TCP port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn start_redis(port: u16, dir: &Path, args: &[&std::ffi::OsStr]) -> std::process::Child {
     let mut cmd = Command::new("redis-server");
     cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
