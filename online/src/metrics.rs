@@ -93,19 +93,20 @@ impl Metrics {
                 );
             }
         }
-        out.push_str("# HELP fstore_keys_total Entity keys (or event rows) requested.\n");
-        out.push_str("# TYPE fstore_keys_total counter\n");
-        let _ = writeln!(
-            out,
-            "fstore_keys_total {}",
-            self.keys.load(Ordering::Relaxed)
+        let mut counter = |name: &str, help: &str, value: &AtomicU64| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        };
+        counter(
+            "fstore_keys_total",
+            "Entity keys (or event rows) requested.",
+            &self.keys,
         );
-        out.push_str("# HELP fstore_store_errors_total Online store operations that failed.\n");
-        out.push_str("# TYPE fstore_store_errors_total counter\n");
-        let _ = writeln!(
-            out,
-            "fstore_store_errors_total {}",
-            self.store_errors.load(Ordering::Relaxed)
+        counter(
+            "fstore_store_errors_total",
+            "Online store operations that failed.",
+            &self.store_errors,
         );
         out
     }

@@ -71,11 +71,6 @@ impl Fetched {
     pub fn iter(&self) -> impl Iterator<Item = Option<&[u8]>> {
         self.spans.iter().map(|s| s.map(|(a, b)| &self.data[a..b]))
     }
-
-    /// Owned copies of the values.
-    pub fn to_vecs(&self) -> Vec<Option<Vec<u8>>> {
-        self.iter().map(|v| v.map(<[u8]>::to_vec)).collect()
-    }
 }
 
 /// Why an exchange failed: the connection (worth one retry on a fresh one), no answer in

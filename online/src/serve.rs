@@ -421,19 +421,23 @@ async fn lookup(
     let fetched = store.get(&present).await.map_err(store_status)?;
     let mut raw = fetched.iter();
     keys.iter()
-        .map(|k| {
-            let bytes = match k {
-                Some(_) => raw.next().flatten(),
-                None => None,
-            };
-            layout.values_at(bytes, at).map_err(|e| {
-                Status::internal(format!(
-                    "stored value of {} does not decode: {e}",
-                    k.as_deref().unwrap_or("?")
-                ))
-            })
+        .map(|k| match k {
+            Some(key) => seen_at(layout, key, raw.next().flatten(), at),
+            None => seen_at(layout, "?", None, at),
         })
         .collect()
+}
+
+/// What a request at `at` sees for `key`, whose stored value is `raw`.
+fn seen_at(
+    layout: &GroupLayout,
+    key: &str,
+    raw: Option<&[u8]>,
+    at: i64,
+) -> Result<(KeyStatus, Option<i64>, Vec<Value>), Status> {
+    layout
+        .values_at(raw, at)
+        .map_err(|e| Status::internal(format!("stored value of {key} does not decode: {e}")))
 }
 
 /// An event column's value from a request scalar.
@@ -531,9 +535,7 @@ impl FeatureService {
                 .map(|&f| empty_column(&layout.features[f].1, n))
                 .collect();
             for (key, raw) in keys.iter().zip(fetched.iter()) {
-                let (st, t, mut values) = layout.values_at(raw, at).map_err(|e| {
-                    Status::internal(format!("stored value of {key} does not decode: {e}"))
-                })?;
+                let (st, t, mut values) = seen_at(layout, key, raw, at)?;
                 status.push(status_pb(st) as i32);
                 times.push(t.unwrap_or(0));
                 // Each feature index appears once (resolve dedups), so values can move out.
