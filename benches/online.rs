@@ -4,8 +4,9 @@
 //! value per feature, read with a pipeline of `HMGET`s), plus the bytes each layout stores.
 //!
 //! `cargo bench --bench online -- [--keys 100000] [--sizes 1,100,1000] [--rounds 2000,1000,300]
-//! [--methods 0,1,2,3,4]` (0 raw MGET with the redis crate, 1 Feast layout, 2 fstore on Redis,
-//! 3 fstore on RocksDB, 4 raw MGET with fstore's own reply reader; a subset is for profiling)
+//! [--methods 0,1,2,3,4,5,6]` (0 raw MGET with the redis crate, 1 Feast layout, 2 fstore on
+//! Redis, 3 fstore on RocksDB, 4 raw MGET with fstore's own reply reader, 5 and 6 fstore on Redis
+//! and on RocksDB with Arrow IPC responses; a subset is for profiling)
 //!
 //! Redis: `FSTORE_REDIS_URL`, or a `redis-server` the bench starts on a free port. Each round
 //! picks fresh random keys and times every method once, in a rotating order, so the machine's
@@ -44,7 +45,7 @@ fn args() -> Args {
         keys: 100_000,
         sizes: vec![1, 100, 1000],
         rounds: vec![2000, 1000, 300],
-        methods: vec![0, 1, 2, 3, 4],
+        methods: vec![0, 1, 2, 3, 4, 5, 6],
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -353,7 +354,7 @@ fn request_rows(users: &[String], idx: &[usize], at: i64) -> pb::GetFeaturesRequ
             })
             .collect(),
         request_time_us: Some(at),
-        key_columns: vec![],
+        ..Default::default()
     }
 }
 
@@ -367,7 +368,14 @@ fn request(users: &[String], idx: &[usize], at: i64) -> pb::GetFeaturesRequest {
             string_values: idx.iter().map(|&i| users[i].clone()).collect(),
             int64_values: vec![],
         }],
+        format: 0,
     }
+}
+
+/// The one record batch of an Arrow IPC stream.
+fn arrow_batch(ipc: &[u8]) -> arrow::record_batch::RecordBatch {
+    let mut reader = arrow::ipc::reader::StreamReader::try_new(ipc, None).unwrap();
+    reader.next().expect("one batch").unwrap()
 }
 
 async fn grpc(client: &mut Client, req: pb::GetFeaturesRequest) -> pb::GetFeaturesResponse {
@@ -521,7 +529,7 @@ async fn main() {
         args.keys
     );
     println!(
-        "| keys | method | p50 µs | p99 µs | mean µs | p50 vs MGET | p50 vs MGET (fstore reader) | p99 vs MGET | server handler mean µs |\n| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| keys | method | p50 µs | p99 µs | mean µs | p50 vs MGET | p50 vs MGET (fstore reader) | p99 vs MGET | server handler mean µs (per store, both formats) |\n| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     let methods = [
         "raw Redis MGET (fstore keys)",
@@ -529,6 +537,8 @@ async fn main() {
         "fstore gRPC on Redis",
         "fstore gRPC on RocksDB",
         "raw Redis MGET, fstore's RESP reader",
+        "fstore gRPC on Redis, Arrow IPC response",
+        "fstore gRPC on RocksDB, Arrow IPC response",
     ];
     let mut rng = Rng(42);
     let at = now_us();
@@ -549,7 +559,14 @@ async fn main() {
                 // Each method's input is ready before its clock starts: the MGET's key list,
                 // the gRPC request message (its encoding is timed, like the MGET's).
                 let mkeys: Vec<&String> = idx.iter().map(|&i| &keys[i]).collect();
-                let message = matches!(m, 2 | 3).then(|| request(&users, &idx, at));
+                let message = match m {
+                    2 | 3 => Some(request(&users, &idx, at)),
+                    5 | 6 => Some(pb::GetFeaturesRequest {
+                        format: pb::ResponseFormat::ArrowIpc as i32,
+                        ..request(&users, &idx, at)
+                    }),
+                    _ => None,
+                };
                 let started = Instant::now();
                 match m {
                     0 => {
@@ -597,6 +614,26 @@ async fn main() {
                         let got = fast_mget.mget(&mkeys, 1000).await.unwrap();
                         assert!(got.iter().all(|v| v.is_some()));
                     }
+                    5 | 6 => {
+                        let c = if m == 5 {
+                            &mut redis_client
+                        } else {
+                            &mut rocks_client
+                        };
+                        let resp = grpc(c, message.expect("a gRPC method")).await;
+                        let batch = arrow_batch(&resp.groups[0].arrow_ipc);
+                        let status = batch.column(0).as_any();
+                        let status = status
+                            .downcast_ref::<arrow::array::UInt8Array>()
+                            .expect("status is UInt8");
+                        assert!(
+                            status
+                                .values()
+                                .iter()
+                                .all(|&s| s == pb::KeyStatus::Found as u8),
+                            "every key is found"
+                        );
+                    }
                     _ => unreachable!(),
                 }
                 if round >= warmup {
@@ -631,7 +668,8 @@ async fn main() {
             let p99 = percentile(t, 0.99);
             let mean = t.iter().sum::<Duration>() / t.len() as u32;
             let server = match m {
-                2 | 3 => format!("{:.0}", handler_us[m - 2]),
+                2 | 5 => format!("{:.0}", handler_us[0]),
+                3 | 6 => format!("{:.0}", handler_us[1]),
                 _ => "—".to_string(),
             };
             println!(
@@ -685,12 +723,32 @@ async fn main() {
         let dec_resp = time(&mut || {
             std::hint::black_box(pb::GetFeaturesResponse::decode(resp_bytes.as_slice()).unwrap());
         });
+        // The same response with Arrow IPC groups: the message around it, then the batch.
+        let arrow_resp = grpc(
+            &mut redis_client,
+            pb::GetFeaturesRequest {
+                format: pb::ResponseFormat::ArrowIpc as i32,
+                ..req.clone()
+            },
+        )
+        .await;
+        let arrow_bytes = arrow_resp.encode_to_vec();
+        let enc_arrow = time(&mut || {
+            std::hint::black_box(arrow_resp.encode_to_vec());
+        });
+        let dec_arrow = time(&mut || {
+            let r = pb::GetFeaturesResponse::decode(arrow_bytes.as_slice()).unwrap();
+            std::hint::black_box(arrow_batch(&r.groups[0].arrow_ipc));
+        });
         println!(
-            "\nprotobuf at {} keys, µs: request with key columns {columns_cost}, with a message per key {rows_cost}; response {} bytes (encode {:.0}, decode {:.0})",
+            "\nprotobuf at {} keys, µs: request with key columns {columns_cost}, with a message per key {rows_cost}; response {} bytes (encode {:.0}, decode {:.0}); with Arrow IPC {} bytes (encode {:.0}, decode into a record batch {:.0})",
             idx.len(),
             resp_bytes.len(),
             us(enc_resp),
-            us(dec_resp)
+            us(dec_resp),
+            arrow_bytes.len(),
+            us(enc_arrow),
+            us(dec_arrow)
         );
     }
 

@@ -264,7 +264,7 @@ pub fn get(args: GetArgs) -> Result<(), CliError> {
                 refs: vec![args.group.clone()],
                 keys,
                 request_time_us: at,
-                key_columns: vec![],
+                ..Default::default()
             })
             .await
             .map(|r| r.into_inner())

@@ -26,6 +26,7 @@ fn columns(strings: Vec<&str>, ints: Vec<i64>) -> pb::GetFeaturesRequest {
             string_values: strings.into_iter().map(String::from).collect(),
             int64_values: ints,
         }],
+        format: 0,
     }
 }
 
@@ -34,7 +35,7 @@ fn get(refs: &[&str], keys: Vec<pb::EntityKey>) -> pb::GetFeaturesRequest {
         refs: refs.iter().map(|r| r.to_string()).collect(),
         keys,
         request_time_us: Some(0),
-        key_columns: vec![],
+        ..Default::default()
     }
 }
 

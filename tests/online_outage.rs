@@ -28,7 +28,7 @@ async fn request(server: &Server) -> Result<pb::GetFeaturesResponse, tonic::Stat
                 }],
             }],
             request_time_us: Some(1_000),
-            key_columns: vec![],
+            ..Default::default()
         })
         .await
         .map(|r| r.into_inner())

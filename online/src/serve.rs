@@ -21,7 +21,7 @@ use tonic::{Request, Response, Status};
 
 use crate::keys::KeyPart;
 use crate::layout::{GroupLayout, KeyStatus};
-use crate::{Error, OnlineStore};
+use crate::{Error, Fetched, OnlineStore};
 
 /// Keys per `GetFeatures` request.
 pub const MAX_KEYS: usize = 10_000;
@@ -401,6 +401,113 @@ fn push_value(c: &mut pb::Column, dtype: &DataType, v: Value) {
     }
 }
 
+/// One group's rows as protobuf columns, built key by key from the keys' stored values.
+fn group_columns(
+    w: &Wanted<'_>,
+    keys: &[String],
+    fetched: &Fetched,
+    at: i64,
+) -> Result<pb::GroupValues, Status> {
+    let layout = w.layout;
+    let n = keys.len();
+    let mut status = Vec::with_capacity(n);
+    let mut times = Vec::with_capacity(n);
+    let mut columns: Vec<pb::Column> = w
+        .features
+        .iter()
+        .map(|&f| empty_column(&layout.features[f].1, n))
+        .collect();
+    for (key, raw) in keys.iter().zip(fetched.iter()) {
+        let (st, t, mut values) = seen_at(layout, key, raw, at)?;
+        status.push(status_pb(st) as i32);
+        times.push(t.unwrap_or(0));
+        // Each feature index appears once (resolve dedups), so values can move out.
+        for (c, &f) in columns.iter_mut().zip(&w.features) {
+            let v = std::mem::replace(&mut values[f], Value::Null);
+            push_value(c, &layout.features[f].1, v);
+        }
+    }
+    let features = w
+        .features
+        .iter()
+        .zip(columns)
+        .map(|(&f, values)| pb::FeatureColumn {
+            name: feature_name(layout, f),
+            dtype: layout.features[f].1.to_string(),
+            values: Some(values),
+        })
+        .collect();
+    Ok(pb::GroupValues {
+        group: layout.group.name.clone(),
+        version: layout.group.version,
+        status,
+        event_time_us: times,
+        features,
+        arrow_ipc: Vec::new(),
+    })
+}
+
+fn feature_name(layout: &GroupLayout, f: usize) -> String {
+    format!("{}.{}", layout.group.name, layout.features[f].0)
+}
+
+/// One group's rows as an Arrow IPC stream (`GroupValues.arrow_ipc`): `status`, `event_time`
+/// and the wanted features, each through the registry's one value-to-Arrow encoding.
+fn group_arrow(
+    w: &Wanted<'_>,
+    keys: &[String],
+    fetched: &Fetched,
+    at: i64,
+) -> Result<pb::GroupValues, Status> {
+    use arrow::array::{ArrayRef, UInt8Array};
+    use arrow::datatypes::{Field, Schema};
+    let layout = w.layout;
+    let n = keys.len();
+    let mut status = Vec::with_capacity(n);
+    let mut times = Vec::with_capacity(n);
+    let mut columns: Vec<Vec<Value>> = w.features.iter().map(|_| Vec::with_capacity(n)).collect();
+    for (key, raw) in keys.iter().zip(fetched.iter()) {
+        let (st, t, mut values) = seen_at(layout, key, raw, at)?;
+        status.push(status_pb(st) as u8);
+        times.push(t.map_or(Value::Null, Value::Timestamp));
+        for (c, &f) in columns.iter_mut().zip(&w.features) {
+            c.push(std::mem::replace(&mut values[f], Value::Null));
+        }
+    }
+    let encode = |e: fstore_registry::Error| Status::internal(format!("arrow encoding: {e}"));
+    let mut fields = vec![
+        Field::new("status", arrow::datatypes::DataType::UInt8, false),
+        Field::new("event_time", DataType::Timestamp.to_arrow(), true),
+    ];
+    let mut arrays: Vec<ArrayRef> = vec![
+        Arc::new(UInt8Array::from(status)),
+        fstore_registry::rows::to_array(&DataType::Timestamp, times).map_err(encode)?,
+    ];
+    for (&f, values) in w.features.iter().zip(columns) {
+        let dtype = &layout.features[f].1;
+        fields.push(Field::new(feature_name(layout, f), dtype.to_arrow(), true));
+        arrays.push(fstore_registry::rows::to_array(dtype, values).map_err(encode)?);
+    }
+    let ipc = arrow::record_batch::RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+        .and_then(|batch| {
+            let mut buf = Vec::with_capacity(64 + n * 8 * (2 + w.features.len()));
+            let mut writer = arrow::ipc::writer::StreamWriter::try_new(&mut buf, &batch.schema())?;
+            writer.write(&batch)?;
+            writer.finish()?;
+            drop(writer);
+            Ok(buf)
+        })
+        .map_err(|e| Status::internal(format!("arrow encoding: {e}")))?;
+    Ok(pb::GroupValues {
+        group: layout.group.name.clone(),
+        version: layout.group.version,
+        status: Vec::new(),
+        event_time_us: Vec::new(),
+        features: Vec::new(),
+        arrow_ipc: ipc,
+    })
+}
+
 fn status_pb(s: KeyStatus) -> pb::KeyStatus {
     match s {
         KeyStatus::Found => pb::KeyStatus::Found,
@@ -520,49 +627,15 @@ impl FeatureService {
             )));
         }
         let at = req.request_time_us.unwrap_or_else(now_us);
+        let arrow = req.format == pb::ResponseFormat::ArrowIpc as i32;
         let mut groups = Vec::with_capacity(wanted.len());
         for w in &wanted {
-            let layout = w.layout;
-            let keys = request_keys(layout, &req)?;
+            let keys = request_keys(w.layout, &req)?;
             let fetched = self.shared.store.get(&keys).await.map_err(store_status)?;
-            // Straight into the response's columns, key by key.
-            let n = keys.len();
-            let mut status = Vec::with_capacity(n);
-            let mut times = Vec::with_capacity(n);
-            let mut columns: Vec<pb::Column> = w
-                .features
-                .iter()
-                .map(|&f| empty_column(&layout.features[f].1, n))
-                .collect();
-            for (key, raw) in keys.iter().zip(fetched.iter()) {
-                let (st, t, mut values) = seen_at(layout, key, raw, at)?;
-                status.push(status_pb(st) as i32);
-                times.push(t.unwrap_or(0));
-                // Each feature index appears once (resolve dedups), so values can move out.
-                for (c, &f) in columns.iter_mut().zip(&w.features) {
-                    let v = std::mem::replace(&mut values[f], Value::Null);
-                    push_value(c, &layout.features[f].1, v);
-                }
-            }
-            let features = w
-                .features
-                .iter()
-                .zip(columns)
-                .map(|(&f, values)| {
-                    let (name, dtype) = &layout.features[f];
-                    pb::FeatureColumn {
-                        name: format!("{}.{name}", layout.group.name),
-                        dtype: dtype.to_string(),
-                        values: Some(values),
-                    }
-                })
-                .collect();
-            groups.push(pb::GroupValues {
-                group: layout.group.name.clone(),
-                version: layout.group.version,
-                status,
-                event_time_us: times,
-                features,
+            groups.push(if arrow {
+                group_arrow(w, &keys, &fetched, at)?
+            } else {
+                group_columns(w, &keys, &fetched, at)?
             });
         }
         Ok(pb::GetFeaturesResponse {
