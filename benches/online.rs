@@ -4,9 +4,10 @@
 //! value per feature, read with a pipeline of `HMGET`s), plus the bytes each layout stores.
 //!
 //! `cargo bench --bench online -- [--keys 100000] [--sizes 1,100,1000] [--rounds 2000,1000,300]
-//! [--methods 0,1,2,3,4,5,6]` (0 raw MGET with the redis crate, 1 Feast layout, 2 fstore on
+//! [--methods 0,1,2,3,4,5,6,7]` (0 raw MGET with the redis crate, 1 Feast layout, 2 fstore on
 //! Redis, 3 fstore on RocksDB, 4 raw MGET with fstore's own reply reader, 5 and 6 fstore on Redis
-//! and on RocksDB with Arrow IPC responses; a subset is for profiling)
+//! and on RocksDB with Arrow IPC responses, 7 a gRPC health check on the same server: what any
+//! gRPC call costs here before it carries a payload; a subset is for profiling)
 //!
 //! Redis: `FSTORE_REDIS_URL`, or a `redis-server` the bench starts on a free port. Each round
 //! picks fresh random keys and times every method once, in a rotating order, so the machine's
@@ -45,7 +46,7 @@ fn args() -> Args {
         keys: 100_000,
         sizes: vec![1, 100, 1000],
         rounds: vec![2000, 1000, 300],
-        methods: vec![0, 1, 2, 3, 4, 5, 6],
+        methods: vec![0, 1, 2, 3, 4, 5, 6, 7],
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -522,6 +523,13 @@ async fn main() {
     let mut rocks_client = Client::connect(format!("http://{}", on_rocks.addr))
         .await
         .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(
+        tonic::transport::Channel::from_shared(format!("http://{}", on_redis.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
 
     println!(
         "\nGetFeatures({GROUP}: {} features) over {} stored keys; one client, sequential requests; µs",
@@ -539,6 +547,7 @@ async fn main() {
         "raw Redis MGET, fstore's RESP reader",
         "fstore gRPC on Redis, Arrow IPC response",
         "fstore gRPC on RocksDB, Arrow IPC response",
+        "gRPC health check (no store, no payload)",
     ];
     let mut rng = Rng(42);
     let at = now_us();
@@ -633,6 +642,15 @@ async fn main() {
                                 .all(|&s| s == pb::KeyStatus::Found as u8),
                             "every key is found"
                         );
+                    }
+                    7 => {
+                        let r = health
+                            .check(tonic_health::pb::HealthCheckRequest {
+                                service: String::new(),
+                            })
+                            .await
+                            .unwrap();
+                        std::hint::black_box(r);
                     }
                     _ => unreachable!(),
                 }
