@@ -5,12 +5,16 @@
 //! 1. **Throughput**: `fstore gen ctr` data produced to three topics in arrival order; then,
 //!    side by side in the same run, a raw rdkafka consume of the same topics to their end
 //!    (the baseline: read every message, touch its bytes) and `fstore join --until-end` to
-//!    Parquet (decode, state, watermark, samples, checkpoints), each twice, alternating.
+//!    Parquet (decode, state, watermark, samples, checkpoints) with one thread and with
+//!    `--threads 2`, each twice, alternating.
 //! 2. **Latency**: a live `fstore join` (Kafka sink, lateness 1 s) while events are produced
 //!    in real time (event time = now): for each sample, its arrival time minus its event
 //!    time minus the lateness — the delay the joiner adds beyond the lateness it must wait.
 //!
 //! Brokers: `FSTORE_KAFKA_BROKERS`, or a broker started by `scripts/services.sh`.
+//!
+//! Profiling: `FSTORE_BENCH_JOIN_WRAP="perf record -e cpu-clock -g -o FILE"` runs the second
+//! joiner round under that command (its time then includes the profiler's overhead).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -234,38 +238,61 @@ fn main() {
         let (n, _, took) = raw_consume(&brokers, &topic_list);
         assert_eq!(n, produced, "the baseline read every message");
         rows.push(("raw rdkafka consume (baseline)", n, took, None));
-        let state = work.path().join(format!("state-{round}"));
-        let out = work.path().join(format!("samples-{round}"));
-        let mut cmd = fstore();
-        cmd.args(["join", "ctr", "--registry"])
-            .arg(&registry)
-            .args(["--brokers", &brokers, "--state"])
-            .arg(&state)
-            .arg("--sink")
-            .arg(format!("parquet://{}", out.display()))
-            .args(["--until-end", "--lateness", "15m"])
-            .args(["--dead-letter", &format!("bench-dead-{run_id}")]);
-        for (s, t) in &topics {
-            cmd.args(["--topic", &format!("{s}={t}")]);
+        for threads in [1, 2] {
+            let state = work.path().join(format!("state-{round}-{threads}"));
+            let out = work.path().join(format!("samples-{round}-{threads}"));
+            let wrap = std::env::var("FSTORE_BENCH_JOIN_WRAP").unwrap_or_default();
+            let mut cmd = match wrap.split_whitespace().collect::<Vec<_>>().split_first() {
+                Some((prog, args)) if round == 1 && threads == 1 => {
+                    let mut c = Command::new(prog);
+                    c.args(args).arg(env!("CARGO_BIN_EXE_fstore"));
+                    c.env_remove("FSTORE_REGISTRY");
+                    c
+                }
+                _ => fstore(),
+            };
+            cmd.args(["join", "ctr", "--registry"])
+                .arg(&registry)
+                .args(["--brokers", &brokers, "--state"])
+                .arg(&state)
+                .arg("--sink")
+                .arg(format!("parquet://{}", out.display()))
+                .args(["--until-end", "--lateness", "15m"])
+                .args(["--dead-letter", &format!("bench-dead-{run_id}")])
+                // Events and profiles are keyed by user, item stats by item: with threads
+                // splitting the partitions, every thread reads the item stats whole.
+                .args([
+                    "--threads",
+                    &threads.to_string(),
+                    "--broadcast",
+                    "item_stats",
+                ]);
+            for (s, t) in &topics {
+                cmd.args(["--topic", &format!("{s}={t}")]);
+            }
+            let t = Instant::now();
+            let text = run(&mut cmd);
+            let took = t.elapsed();
+            if let Some(line) = text.lines().find(|l| l.trim_start().starts_with("time")) {
+                eprintln!("joiner round {round}, {threads} thread(s): {}", line.trim());
+            }
+            let samples: u64 = text
+                .split(" samples,")
+                .next()
+                .and_then(|s| s.rsplit(' ').next())
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            rows.push((
+                if threads == 1 {
+                    "fstore join --until-end → Parquet, 1 thread"
+                } else {
+                    "fstore join --until-end → Parquet, --threads 2"
+                },
+                produced,
+                took,
+                Some(samples),
+            ));
         }
-        let t = Instant::now();
-        let text = run(&mut cmd);
-        let took = t.elapsed();
-        if let Some(line) = text.lines().find(|l| l.trim_start().starts_with("time:")) {
-            eprintln!("joiner round {round}: {}", line.trim());
-        }
-        let samples: u64 = text
-            .split(" samples,")
-            .next()
-            .and_then(|s| s.rsplit(' ').next())
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        rows.push((
-            "fstore join --until-end → Parquet",
-            produced,
-            took,
-            Some(samples),
-        ));
     }
     println!(
         "\nThroughput: {produced} messages ({impressions} label events), {PARTITIONS} partitions per topic"

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use fstore_joiner::{
-    Instance, JoinConfig, Joiner, OnlineUpdate, OnlineValue, OnlineWriter, SinkTarget,
+    Instance, JoinConfig, Joiner, OnlineUpdate, OnlineValue, OnlineWriter, SinkTarget, Summary,
 };
 use fstore_online::OnlineStore;
 use fstore_online::layout::GroupLayout;
@@ -63,6 +63,12 @@ pub struct JoinArgs {
     /// A source every instance reads whole (not partitioned like the events). Repeatable.
     #[arg(long)]
     pub broadcast: Vec<String>,
+    /// Joiner threads in this process, one per core to use. Each is an instance of its own
+    /// (thread t of instance I/N is instance I×T+t of N×T) with its own state sub-folder
+    /// `thread-t`, so sources not keyed like the events need --broadcast, and a state folder
+    /// keeps the thread count it was started with.
+    #[arg(long, default_value_t = 1)]
+    pub threads: u32,
     /// An extra librdkafka setting for every client, KEY=VALUE (e.g. security.protocol=SSL).
     /// Repeatable.
     #[arg(long = "kafka-option", value_name = "KEY=VALUE")]
@@ -228,6 +234,100 @@ fn stop_flag() -> Arc<AtomicBool> {
     stop
 }
 
+/// The joiners of this process: with one thread the state folder itself; otherwise one
+/// instance per thread, in sub-folders `thread-0`, `thread-1`, …
+fn thread_configs(cfg: &JoinConfig, threads: u32) -> Result<Vec<JoinConfig>, CliError> {
+    if threads == 0 {
+        return Err(CliError::user("--threads must be at least 1"));
+    }
+    let dir = &cfg.state_dir;
+    // A state folder keeps its layout: a RocksDB of its own, or one per thread.
+    let subfolders = (0..)
+        .take_while(|t| dir.join(format!("thread-{t}")).is_dir())
+        .count() as u32;
+    let single = dir.join("CURRENT").exists();
+    let started_with = match (single, subfolders) {
+        (true, _) => Some(1),
+        (false, 0) => None,
+        (false, n) => Some(n),
+    };
+    if let Some(n) = started_with
+        && n != threads
+    {
+        return Err(CliError::user(format!(
+            "state folder {} was started with --threads {n}; its partitions are split that way: pass --threads {n}, or use a new --state folder",
+            dir.display()
+        )));
+    }
+    if threads == 1 {
+        return Ok(vec![cfg.clone()]);
+    }
+    std::fs::create_dir_all(dir).map_err(|e| {
+        CliError::user(format!("cannot create state folder {}: {e}", dir.display()))
+    })?;
+    Ok((0..threads)
+        .map(|t| JoinConfig {
+            instance: Instance {
+                index: cfg.instance.index * threads + t,
+                count: cfg.instance.count * threads,
+            },
+            state_dir: dir.join(format!("thread-{t}")),
+            ..cfg.clone()
+        })
+        .collect())
+}
+
+/// Runs the joiners, one per thread; one failing stops the others (they commit and exit).
+fn run_all(mut joiners: Vec<Joiner>, stop: &AtomicBool) -> Result<Summary, CliError> {
+    if joiners.len() == 1 {
+        return joiners[0].run(stop).map_err(joiner_err);
+    }
+    std::thread::scope(|scope| {
+        let mut handles = Vec::with_capacity(joiners.len());
+        for (t, mut j) in joiners.into_iter().enumerate() {
+            let spawned = std::thread::Builder::new()
+                .name(format!("join-{t}"))
+                .spawn_scoped(scope, move || {
+                    let r = j.run(stop);
+                    if r.is_err() {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    r
+                });
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(CliError {
+                        user: false,
+                        message: format!("cannot start joiner thread {t}: {e}"),
+                    });
+                }
+            }
+        }
+        let mut summaries = Vec::with_capacity(handles.len());
+        let mut first_error = None;
+        for (t, h) in handles.into_iter().enumerate() {
+            match h.join() {
+                Ok(Ok(s)) => summaries.push(s),
+                Ok(Err(e)) => {
+                    first_error.get_or_insert_with(|| joiner_err(e));
+                }
+                Err(_) => {
+                    first_error.get_or_insert_with(|| CliError {
+                        user: false,
+                        message: format!("joiner thread {t} panicked"),
+                    });
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(Summary::merge(&summaries)),
+        }
+    })
+}
+
 pub fn run(registry: &Path, args: JoinArgs) -> Result<(), CliError> {
     let started = Instant::now();
     let snap = Registry::new(registry).require_current()?;
@@ -265,30 +365,61 @@ pub fn run(registry: &Path, args: JoinArgs) -> Result<(), CliError> {
     if cfg.lateness_us < 0 {
         return Err(CliError::user("--lateness must not be negative"));
     }
-    let online: Option<Box<dyn OnlineWriter>> = match &args.online {
-        Some(url) => Some(Box::new(online_writer(
-            url,
-            &args.namespace,
-            defs,
-            &args.spec,
-        )?)),
-        None => None,
-    };
+    let configs = thread_configs(&cfg, args.threads)?;
     let stop = stop_flag();
-    let mut joiner = Joiner::open(cfg, defs, snap.version, online).map_err(joiner_err)?;
+    let opening = Instant::now();
+    let mut onlines = Vec::with_capacity(configs.len());
+    for _ in &configs {
+        let online: Option<Box<dyn OnlineWriter>> = match &args.online {
+            Some(url) => Some(Box::new(online_writer(
+                url,
+                &args.namespace,
+                defs,
+                &args.spec,
+            )?)),
+            None => None,
+        };
+        onlines.push(online);
+    }
+    // Opened side by side: each asks the broker for its partitions and end offsets.
+    let version = snap.version;
+    let joiners = std::thread::scope(|scope| {
+        let handles: Vec<_> = configs
+            .into_iter()
+            .zip(onlines)
+            .map(|(c, online)| scope.spawn(move || Joiner::open(c, defs, version, online)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h.join() {
+                Ok(opened) => opened.map_err(joiner_err),
+                Err(_) => Err(CliError {
+                    user: false,
+                    message: "opening a joiner panicked".into(),
+                }),
+            })
+            .collect::<Result<Vec<Joiner>, CliError>>()
+    })?;
     if let Some(addr) = &args.metrics {
-        let status = joiner.status();
+        let statuses: Vec<_> = joiners.iter().map(Joiner::status).collect();
         let bound = crate::metrics_http::spawn(
             addr,
-            Arc::new(move || status.lock().map(|s| render(&s)).unwrap_or_default()),
+            Arc::new(move || {
+                let now: Vec<_> = statuses
+                    .iter()
+                    .filter_map(|s| s.lock().ok().map(|s| s.clone()))
+                    .collect();
+                render(&Summary::merge(&now))
+            }),
         )
         .map_err(|e| CliError::user(format!("cannot listen on {addr} for metrics: {e}")))?;
         println!("metrics on http://{bound}/metrics");
         use std::io::Write;
         let _ = std::io::stdout().flush();
     }
-    tracing::info!(spec = %args.spec, sink = %args.sink, until_end = args.until_end, "joiner started");
-    let summary = joiner.run(&stop).map_err(joiner_err)?;
+    tracing::info!(spec = %args.spec, sink = %args.sink, until_end = args.until_end, threads = joiners.len(), "joiner started");
+    let opened = opening.elapsed();
+    let summary = run_all(joiners, &stop)?;
     let c = &summary.counters;
     let dead: u64 = c.dead_letters.values().sum();
     println!(
@@ -309,7 +440,12 @@ pub fn run(registry: &Path, args: JoinArgs) -> Result<(), CliError> {
         started.elapsed()
     );
     println!(
-        "  time: {}",
+        "  time{}: open {:.2}s, {}",
+        match args.threads {
+            1 => String::new(),
+            n => format!(" (summed over {n} threads)"),
+        },
+        opened.as_secs_f64(),
         summary
             .phase_seconds
             .iter()

@@ -652,8 +652,11 @@ async fn kill_9_restarts_give_the_same_kafka_samples_once_each() {
     .await;
     let topic = unique("join-samples");
     let sink = format!("kafka://{topic}");
+    // Two joiner threads, each with its own checkpoints and outbox, killed together.
+    let mut args = KILL_RUN.to_vec();
+    args.extend(["--threads", "2", "--broadcast", "item_stats"]);
     let hit = run_with_kills(
-        || setup.join_command("state", &sink, &KILL_RUN),
+        || setup.join_command("state", &sink, &args),
         &kill_points(),
         || consume_all(&brokers, &topic).len(),
     );
@@ -988,7 +991,7 @@ async fn bad_and_late_messages_go_to_the_dead_letter_topic_and_online_stays_fres
 }
 
 #[tokio::test]
-async fn two_instances_split_the_partitions_and_together_equal_the_batch() {
+async fn two_instances_or_threads_split_the_partitions_and_together_equal_the_batch() {
     let Some(brokers) = service("FSTORE_KAFKA_BROKERS") else {
         return;
     };
@@ -1038,6 +1041,58 @@ async fn two_instances_split_the_partitions_and_together_equal_the_batch() {
     let want = by_request_id(&batch_samples(&setup, &example_sources()));
     assert_eq!(na + nb, want.len());
     assert_same(&got, &want, None);
+
+    // The same split inside one process: two joiner threads.
+    let threaded_out = setup.path("samples-threads");
+    let threaded_sink = format!("parquet://{}", threaded_out.display());
+    let threaded = |threads: &str| {
+        setup.join(
+            "state-threads",
+            &threaded_sink,
+            &[
+                "--until-end",
+                "--lateness",
+                "15m",
+                "--threads",
+                threads,
+                "--broadcast",
+                "item_stats",
+            ],
+        )
+    };
+    let t = ok(&threaded("2"));
+    assert!(t.contains("summed over 2 threads"), "{t}");
+    assert_eq!(samples(&t), want.len(), "{t}");
+    assert!(setup.path("state-threads/thread-1").is_dir());
+    assert_same(
+        &by_request_id(&read_parquet_dir(&threaded_out)),
+        &want,
+        None,
+    );
+    // A state folder keeps its thread count: its partitions are split that way.
+    for other in ["1", "3"] {
+        let refused = threaded(other);
+        assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+        assert!(
+            text(&refused).contains("was started with --threads 2"),
+            "{}",
+            text(&refused)
+        );
+    }
+    let refused = setup.join("state-0", &sink, &["--until-end", "--threads", "2"]);
+    assert!(
+        text(&refused).contains("was started with --threads 1"),
+        "{}",
+        text(&refused)
+    );
+    // Run again to its end, it finds nothing new: the same samples, none twice.
+    let again = ok(&threaded("2"));
+    assert_eq!(samples(&again), want.len(), "{again}");
+    assert_same(
+        &by_request_id(&read_parquet_dir(&threaded_out)),
+        &want,
+        None,
+    );
 
     // The events are never broadcast: every instance would emit every sample.
     let both = setup.join(

@@ -98,6 +98,31 @@ pub struct Summary {
     pub phase_seconds: BTreeMap<String, f64>,
 }
 
+impl Summary {
+    /// The summary of joiners that together make one job (threads or instances, each with its
+    /// own share of the partitions): counts and times add up; the frontier is the lowest, as
+    /// every sample before it is out.
+    pub fn merge(summaries: &[Summary]) -> Summary {
+        let mut out = Summary {
+            frontier: summaries
+                .iter()
+                .map(|s| s.frontier)
+                .min()
+                .unwrap_or(i64::MIN),
+            ..Summary::default()
+        };
+        for s in summaries {
+            out.counters.add(&s.counters);
+            out.pending += s.pending;
+            out.checkpoints += s.checkpoints;
+            for (p, t) in &s.phase_seconds {
+                *out.phase_seconds.entry(p.clone()).or_default() += t;
+            }
+        }
+        out
+    }
+}
+
 struct SourceRt {
     name: String,
     topic: String,
@@ -180,7 +205,9 @@ pub struct Joiner {
     marks: Watermarks,
     cp: Checkpoint,
     pending: BTreeMap<EventId, PendingEvent>,
-    /// Pending events added (`true`) or emitted (`false`) since the last checkpoint.
+    /// Since the last checkpoint: pending events added (`true`, to be stored) and stored ones
+    /// emitted (`false`, to be deleted). An event added and emitted between two checkpoints
+    /// is in neither: it is never written.
     event_changes: BTreeMap<EventId, bool>,
     cache: FastMap<(usize, Vec<u8>), Entry>,
     out_batches: Vec<RecordBatch>,
@@ -474,13 +501,8 @@ impl Joiner {
                 }
             }
         }
-        consumer.assign(&tpl)?;
-        let max_ts: BTreeMap<InputPartition, i64> = cp
-            .max_ts
-            .iter()
-            .flat_map(|(t, m)| m.iter().map(move |(p, ts)| ((t.clone(), *p), *ts)))
-            .collect();
-        let marks = Watermarks::new(cfg.lateness_us, inputs.clone(), max_ts, cp.frontier);
+        // End offsets before the assignment: once fetching starts, these requests queue
+        // behind the fetches.
         let ends = if cfg.until_end {
             let mut ends = BTreeMap::new();
             for (t, p) in &inputs {
@@ -492,13 +514,20 @@ impl Joiner {
         } else {
             None
         };
+        kafka.ensure_topic(&consumer, &cfg.dead_letter_topic, 1)?;
+        if let SinkTarget::Kafka(t) = &cfg.sink {
+            kafka.ensure_topic(&consumer, t, event_partitions.max(1) as i32)?;
+        }
+        consumer.assign(&tpl)?;
+        let max_ts: BTreeMap<InputPartition, i64> = cp
+            .max_ts
+            .iter()
+            .flat_map(|(t, m)| m.iter().map(move |(p, ts)| ((t.clone(), *p), *ts)))
+            .collect();
+        let marks = Watermarks::new(cfg.lateness_us, inputs.clone(), max_ts, cp.frontier);
 
         // Outputs.
         let outbox = Outbox::new(&kafka)?;
-        kafka.ensure_topic(&cfg.dead_letter_topic, 1)?;
-        if let SinkTarget::Kafka(t) = &cfg.sink {
-            kafka.ensure_topic(t, event_partitions.max(1) as i32)?;
-        }
         let now = Instant::now();
         let sample_columns = spec
             .spec
@@ -1055,7 +1084,10 @@ impl Joiner {
         while ready.peek().is_some() {
             let chunk: Vec<PendingEvent> = ready.by_ref().take(EMIT_CHUNK).collect();
             for e in &chunk {
-                self.event_changes.insert(e.id(), false);
+                let id = e.id();
+                if self.event_changes.remove(&id) != Some(true) {
+                    self.event_changes.insert(id, false);
+                }
             }
             self.emit_chunk(chunk)?;
         }

@@ -77,10 +77,15 @@ impl Kafka {
         Ok(ps)
     }
 
-    /// Creates `topic` with `partitions` if it does not exist.
-    pub fn ensure_topic(&self, topic: &str, partitions: i32) -> Result<(), Error> {
-        let probe = self.consumer("fstore-metadata")?;
-        if self.partitions(&probe, topic).is_ok() {
+    /// Creates `topic` with `partitions` if it does not exist; `probe` (any connected
+    /// consumer) asks the metadata.
+    pub fn ensure_topic(
+        &self,
+        probe: &BaseConsumer,
+        topic: &str,
+        partitions: i32,
+    ) -> Result<(), Error> {
+        if self.partitions(probe, topic).is_ok() {
             return Ok(());
         }
         let admin: AdminClient<DefaultClientContext> = self.config().create()?;
@@ -99,7 +104,7 @@ impl Kafka {
         }
         // Metadata can trail the creation briefly.
         let t0 = Instant::now();
-        while self.partitions(&probe, topic).is_err() {
+        while self.partitions(probe, topic).is_err() {
             if t0.elapsed() > REQUEST_TIMEOUT {
                 return Err(Error::Kafka(format!(
                     "topic \"{topic}\" not visible after creating it"

@@ -49,6 +49,39 @@ pub struct Counters {
     pub expired: BTreeMap<String, u64>,
 }
 
+impl Counters {
+    /// Adds another joiner's counts to these.
+    pub fn add(&mut self, o: &Counters) {
+        // Destructured, so a new counter cannot be left out.
+        let Counters {
+            messages,
+            events,
+            samples,
+            rows,
+            late,
+            rows_without_key,
+            dead_letters,
+            no_row,
+            expired,
+        } = o;
+        self.messages += messages;
+        self.events += events;
+        self.samples += samples;
+        self.rows += rows;
+        self.late += late;
+        self.rows_without_key += rows_without_key;
+        for (mine, theirs) in [
+            (&mut self.dead_letters, dead_letters),
+            (&mut self.no_row, no_row),
+            (&mut self.expired, expired),
+        ] {
+            for (k, n) in theirs {
+                *mine.entry(k.clone()).or_default() += n;
+            }
+        }
+    }
+}
+
 /// What a checkpoint holds besides state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
