@@ -50,7 +50,7 @@ use crate::kafka::{Kafka, Outbox};
 use crate::state::{AsOf, KeyRows, StateRow};
 use crate::store::{
     CF_EVENTS, CF_KEYS, CF_OUTBOX, Checkpoint, Counters, EventId, OutMessage, PendingEvent,
-    StateStore, entity_key_bytes, event_key, state_key,
+    StateStore, event_key, state_key, write_entity_key,
 };
 use crate::watermark::{InputPartition, Watermarks};
 
@@ -154,6 +154,21 @@ struct JoinRt {
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+/// An entity key's bytes ([`crate::store::entity_key_bytes`]); short keys (most) are stored inline, so a
+/// lookup compares them without following a pointer.
+type KeyBytes = smallvec::SmallVec<[u8; 24]>;
+
+/// One group's keys in memory.
+type KeyCache = hashbrown::HashMap<KeyBytes, Entry, foldhash::fast::RandomState>;
+
+/// Every key in memory with its group.
+fn cached(cache: &mut [KeyCache]) -> impl Iterator<Item = (usize, &KeyBytes, &mut Entry)> {
+    cache
+        .iter_mut()
+        .enumerate()
+        .flat_map(|(g, keys)| keys.iter_mut().map(move |(k, e)| (g, k, e)))
+}
+
 /// A key's rows in memory.
 struct Entry {
     key: Vec<Value>,
@@ -208,8 +223,11 @@ pub struct Joiner {
     /// Since the last checkpoint: pending events added (`true`, to be stored) and stored ones
     /// emitted (`false`, to be deleted). An event added and emitted between two checkpoints
     /// is in neither: it is never written.
-    event_changes: BTreeMap<EventId, bool>,
-    cache: FastMap<(usize, Vec<u8>), Entry>,
+    event_changes: FastMap<EventId, bool>,
+    /// Per group, the keys in memory.
+    cache: Vec<KeyCache>,
+    /// Scratch for the entity key bytes of a lookup.
+    key_buf: Vec<u8>,
     out_batches: Vec<RecordBatch>,
     out_msgs: Vec<OutMessage>,
     last_checkpoint: Instant,
@@ -538,6 +556,7 @@ impl Joiner {
                 dtype: c.dtype.clone(),
             })
             .collect();
+        let groups_len = groups.len();
         let mut joiner = Joiner {
             last_seen: inputs.iter().map(|p| (p.clone(), now)).collect(),
             cfg,
@@ -557,8 +576,9 @@ impl Joiner {
             marks,
             cp,
             pending,
-            event_changes: BTreeMap::new(),
-            cache: FastMap::default(),
+            event_changes: FastMap::default(),
+            cache: (0..groups_len).map(|_| KeyCache::default()).collect(),
+            key_buf: Vec::new(),
             out_batches: Vec::new(),
             out_msgs: Vec::new(),
             last_checkpoint: now,
@@ -1053,13 +1073,16 @@ impl Joiner {
 
     /// A key's entry, loaded from the store on first use (one hash lookup when cached).
     fn entry(&mut self, g: usize, key: &[&Value]) -> Result<&mut Entry, Error> {
-        use std::collections::hash_map::Entry as Slot;
-        let kb = entity_key_bytes(key)?;
-        match self.cache.entry((g, kb)) {
-            Slot::Occupied(o) => Ok(o.into_mut()),
-            Slot::Vacant(v) => {
+        use hashbrown::hash_map::EntryRef;
+        write_entity_key(key, &mut self.key_buf)?;
+        match self.cache[g].entry_ref(self.key_buf.as_slice()) {
+            EntryRef::Occupied(o) => Ok(o.into_mut()),
+            EntryRef::Vacant(v) => {
                 let group = &self.groups[g];
-                let rows = match self.store.get_key(&state_key(group.name(), &v.key().1))? {
+                let rows = match self
+                    .store
+                    .get_key(&state_key(group.name(), &self.key_buf))?
+                {
                     Some(b) => KeyRows::decode(&group.codec, &b)?,
                     None => KeyRows::default(),
                 };
@@ -1243,9 +1266,9 @@ impl Joiner {
 
     /// Drops rows no future event can join from the keys in memory.
     fn collect_garbage(&mut self, frontier: i64) {
-        for ((g, _), e) in self.cache.iter_mut() {
+        for (g, _, e) in cached(&mut self.cache) {
             let before = e.rows.rows.len();
-            match &self.groups[*g].compiled.kind {
+            match &self.groups[g].compiled.kind {
                 CompiledGroupKind::Row { ttl_us, .. } => {
                     e.rows.collect_row_group(frontier, *ttl_us)
                 }
@@ -1286,7 +1309,7 @@ impl Joiner {
             else {
                 continue;
             };
-            if self.cache.contains_key(&(g, k[z + 1..].to_vec())) {
+            if self.cache[g].contains_key(&k[z + 1..]) {
                 continue;
             }
             let mut rows = KeyRows::decode(&self.groups[g].codec, &v)?;
@@ -1334,12 +1357,12 @@ impl Joiner {
                 None => b.delete(CF_KEYS, k)?,
             }
         }
-        for ((g, kb), e) in self.cache.iter_mut().filter(|(_, e)| e.dirty) {
-            let key = state_key(self.groups[*g].name(), kb);
+        for (g, kb, e) in cached(&mut self.cache).filter(|(_, _, e)| e.dirty) {
+            let key = state_key(self.groups[g].name(), kb);
             if e.rows.is_empty() {
                 b.delete(CF_KEYS, &key)?;
             } else {
-                b.put(CF_KEYS, &key, &e.rows.encode(&self.groups[*g].codec)?)?;
+                b.put(CF_KEYS, &key, &e.rows.encode(&self.groups[g].codec)?)?;
             }
             e.dirty = false;
         }
@@ -1376,8 +1399,8 @@ impl Joiner {
             b.put_checkpoint(&self.cp)?;
             b.commit(false)?;
         }
-        if self.cache.len() > CACHE_KEYS {
-            self.cache.clear();
+        if self.cache.iter().map(KeyCache::len).sum::<usize>() > CACHE_KEYS {
+            self.cache.iter_mut().for_each(KeyCache::clear);
         }
         self.last_checkpoint = Instant::now();
         self.publish_status();
@@ -1392,12 +1415,12 @@ impl Joiner {
         };
         let mut per_group: Vec<Vec<OnlineUpdate>> =
             (0..self.groups.len()).map(|_| Vec::new()).collect();
-        for ((g, _), e) in self.cache.iter_mut().filter(|(_, e)| e.online) {
+        for (g, _, e) in cached(&mut self.cache).filter(|(_, _, e)| e.online) {
             e.online = false;
             let Some(latest) = e.rows.latest() else {
                 continue;
             };
-            let value = match &self.groups[*g].compiled.kind {
+            let value = match &self.groups[g].compiled.kind {
                 CompiledGroupKind::Row { .. } => OnlineValue::Row {
                     ts: latest.ts,
                     values: latest.values.clone(),
@@ -1408,7 +1431,7 @@ impl Joiner {
                     OnlineValue::Window(w)
                 }
             };
-            per_group[*g].push(OnlineUpdate {
+            per_group[g].push(OnlineUpdate {
                 key: e.key.clone(),
                 value,
             });

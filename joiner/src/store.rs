@@ -258,6 +258,13 @@ impl OutMessage {
 /// LEB128 length + UTF-8.
 pub fn entity_key_bytes(key: &[&Value]) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(16 * key.len());
+    write_entity_key(key, &mut out)?;
+    Ok(out)
+}
+
+/// [`entity_key_bytes`] into `out` (cleared first), so lookups can reuse one buffer.
+pub fn write_entity_key(key: &[&Value], out: &mut Vec<u8>) -> Result<(), Error> {
+    out.clear();
     for &v in key {
         match v {
             Value::Int64(n) => {
@@ -266,7 +273,7 @@ pub fn entity_key_bytes(key: &[&Value]) -> Result<Vec<u8>, Error> {
             }
             Value::String(s) => {
                 out.push(2);
-                put_bytes(&mut out, s.as_bytes());
+                put_bytes(out, s.as_bytes());
             }
             other => {
                 return Err(Error::Internal(format!(
@@ -275,7 +282,7 @@ pub fn entity_key_bytes(key: &[&Value]) -> Result<Vec<u8>, Error> {
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The RocksDB key of a group's entity key.
