@@ -113,14 +113,16 @@ fn short(j: &Json) -> String {
     }
 }
 
-/// Reads a JSON object straight into the columns' slots: a key's value is parsed only if
-/// the key is a column (the last of duplicate keys wins), others are skipped unparsed.
+/// Reads a JSON object straight into the columns' values: a key's value is decoded only if
+/// the key is a column (the last of duplicate keys wins), others are skipped unparsed. Scalars
+/// go straight to their type; anything [`from_json`] would not accept fails the whole row, and
+/// [`decode_row`] then decodes it the plain way for the error message.
 struct RowSeed<'a> {
     columns: &'a [Column],
 }
 
 impl<'de> serde::de::DeserializeSeed<'de> for RowSeed<'_> {
-    type Value = Vec<Option<Json>>;
+    type Value = Vec<Value>;
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
@@ -128,45 +130,114 @@ impl<'de> serde::de::DeserializeSeed<'de> for RowSeed<'_> {
 }
 
 impl<'de> serde::de::Visitor<'de> for RowSeed<'_> {
-    type Value = Vec<Option<Json>>;
+    type Value = Vec<Value>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a JSON object")
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut slots: Vec<Option<Json>> = vec![None; self.columns.len()];
+        let mut values = vec![Value::Null; self.columns.len()];
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match self.columns.iter().position(|c| c.name == key.as_ref()) {
-                Some(i) => slots[i] = Some(map.next_value::<Json>()?),
+                Some(i) => values[i] = map.next_value_seed(ValueSeed(&self.columns[i].dtype))?,
                 None => {
                     map.next_value::<serde::de::IgnoredAny>()?;
                 }
             }
         }
-        Ok(slots)
+        Ok(values)
     }
 }
 
-/// Decodes a JSON object into values in schema order.
+/// One column's value, decoded as [`from_json`] decodes it: scalars without an intermediate
+/// JSON tree, lists through it.
+struct ValueSeed<'a>(&'a DataType);
+
+impl<'de> serde::de::DeserializeSeed<'de> for ValueSeed<'_> {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        use serde::Deserialize;
+        match self.0 {
+            DataType::List(_) => {
+                let j = Json::deserialize(d)?;
+                from_json(self.0, &j).map_err(serde::de::Error::custom)
+            }
+            _ => d.deserialize_any(self),
+        }
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ValueSeed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "a JSON value of type {}", self.0)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Value, E> {
+        match self.0 {
+            DataType::Boolean => Ok(Value::Boolean(b)),
+            _ => Err(E::custom("type")),
+        }
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Value, E> {
+        match self.0 {
+            DataType::Int64 => Ok(Value::Int64(n)),
+            DataType::Timestamp => Ok(Value::Timestamp(n)),
+            DataType::Double => Ok(Value::Double(n as f64)),
+            _ => Err(E::custom("type")),
+        }
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Value, E> {
+        match (self.0, i64::try_from(n)) {
+            (DataType::Int64, Ok(n)) => Ok(Value::Int64(n)),
+            (DataType::Timestamp, Ok(n)) => Ok(Value::Timestamp(n)),
+            (DataType::Double, _) => Ok(Value::Double(n as f64)),
+            _ => Err(E::custom("type")),
+        }
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, x: f64) -> Result<Value, E> {
+        match self.0 {
+            DataType::Double => Ok(Value::Double(x)),
+            _ => Err(E::custom("type")),
+        }
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Value, E> {
+        match self.0 {
+            DataType::String => Ok(Value::String(s.to_owned())),
+            DataType::Double => match s {
+                "NaN" => Ok(Value::Double(f64::NAN)),
+                "Infinity" => Ok(Value::Double(f64::INFINITY)),
+                "-Infinity" => Ok(Value::Double(f64::NEG_INFINITY)),
+                _ => Err(E::custom("type")),
+            },
+            DataType::Timestamp => parse_timestamp(s).map(Value::Timestamp).map_err(E::custom),
+            _ => Err(E::custom("type")),
+        }
+    }
+}
+
+/// Decodes a JSON object into values in schema order (missing keys are NULL).
 pub fn decode_row(columns: &[Column], bytes: &[u8]) -> Result<Vec<Value>, JsonError> {
     use serde::de::DeserializeSeed;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let fast = RowSeed { columns }
         .deserialize(&mut de)
-        .and_then(|slots| de.end().map(|()| slots));
-    if let Ok(slots) = fast {
-        return columns
-            .iter()
-            .zip(slots)
-            .map(|(c, v)| match v {
-                None => Ok(Value::Null),
-                Some(v) => from_json(&c.dtype, &v)
-                    .map_err(|e| JsonError(format!("column \"{}\": {e}", c.name))),
-            })
-            .collect();
+        .and_then(|values| de.end().map(|()| values));
+    if let Ok(values) = fast {
+        return Ok(values);
     }
-    // Not an object, or not JSON: say which.
+    // Not an object, not JSON, or a value of the wrong type: say which.
     decode_row_slow(columns, bytes)
 }
 
@@ -282,6 +353,26 @@ mod tests {
             r#"{"i":9223372036854775807,"d":-0.0}"#,
             r#"{"i":1.5}"#,
             r#"{"b":1}"#,
+            r#"{"i":9223372036854775808}"#,
+            r#"{"i":-9223372036854775808,"t":-1}"#,
+            r#"{"i":1e3}"#,
+            r#"{"i":-0,"d":-0}"#,
+            r#"{"d":3,"t":18446744073709551615}"#,
+            r#"{"d":1e400}"#,
+            r#"{"d":"nan"}"#,
+            r#"{"d":0.1,"i":2,"d":0.30000000000000004}"#,
+            r#"{"t":1.5}"#,
+            r#"{"t":"2024-01-07T02:19:39Z","s":"\ud83c\udfd9"}"#,
+            r#"{"b":"true"}"#,
+            r#"{"s":5}"#,
+            r#"{"s":["a"]}"#,
+            r#"{"b":{"x":1}}"#,
+            r#"{"i":"x","i":1}"#,
+            r#"{"i":1,"i":"x"}"#,
+            r#"{"l":[1,2,"Infinity"],"l":null}"#,
+            r#"{"l":"x"}"#,
+            r#"{"l":[true]}"#,
+            r#"{"s":"\ud800"}"#,
         ];
         for input in inputs {
             assert_eq!(
