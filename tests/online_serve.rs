@@ -421,38 +421,32 @@ async fn compare(
             ..Default::default()
         },
     };
-    let columnar = server
-        .client()
-        .await
-        .get_features(pb::GetFeaturesRequest {
-            refs: vec![group.to_string()],
-            keys: vec![],
-            request_time_us: Some(t),
-            key_columns: vec![column.clone()],
-            format: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let by_column = |format: pb::ResponseFormat| {
+        let column = column.clone();
+        async move {
+            server
+                .client()
+                .await
+                .get_features(pb::GetFeaturesRequest {
+                    refs: vec![group.to_string()],
+                    keys: vec![],
+                    request_time_us: Some(t),
+                    key_columns: vec![column],
+                    format: format as i32,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let columnar = by_column(pb::ResponseFormat::Columns).await;
     // Compared as bytes, so NaN values compare by their bits.
     assert!(
         prost::Message::encode_to_vec(&columnar) == prost::Message::encode_to_vec(&resp),
         "{group}: key columns and key messages disagree"
     );
     let g = &resp.groups[0];
-    let arrow = server
-        .client()
-        .await
-        .get_features(pb::GetFeaturesRequest {
-            refs: vec![group.to_string()],
-            keys: vec![],
-            request_time_us: Some(t),
-            key_columns: vec![column],
-            format: pb::ResponseFormat::ArrowIpc as i32,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let arrow = by_column(pb::ResponseFormat::ArrowIpc).await;
     arrow_equals_columns(group, &arrow.groups[0], g);
     let mut diffs = Vec::new();
     let mut cells = 0;

@@ -401,6 +401,22 @@ fn push_value(c: &mut pb::Column, dtype: &DataType, v: Value) {
     }
 }
 
+/// Walks the requested keys: what a request at `at` sees for each (status, event time, the
+/// group's values, which `row` may take), in request order.
+fn each_key(
+    w: &Wanted<'_>,
+    keys: &[String],
+    fetched: &Fetched,
+    at: i64,
+    mut row: impl FnMut(KeyStatus, Option<i64>, &mut [Value]),
+) -> Result<(), Status> {
+    for (key, raw) in keys.iter().zip(fetched.iter()) {
+        let (st, t, mut values) = seen_at(w.layout, key, raw, at)?;
+        row(st, t, &mut values);
+    }
+    Ok(())
+}
+
 /// One group's rows as protobuf columns, built key by key from the keys' stored values.
 fn group_columns(
     w: &Wanted<'_>,
@@ -417,8 +433,7 @@ fn group_columns(
         .iter()
         .map(|&f| empty_column(&layout.features[f].1, n))
         .collect();
-    for (key, raw) in keys.iter().zip(fetched.iter()) {
-        let (st, t, mut values) = seen_at(layout, key, raw, at)?;
+    each_key(w, keys, fetched, at, |st, t, values| {
         status.push(status_pb(st) as i32);
         times.push(t.unwrap_or(0));
         // Each feature index appears once (resolve dedups), so values can move out.
@@ -426,7 +441,7 @@ fn group_columns(
             let v = std::mem::replace(&mut values[f], Value::Null);
             push_value(c, &layout.features[f].1, v);
         }
-    }
+    })?;
     let features = w
         .features
         .iter()
@@ -438,13 +453,20 @@ fn group_columns(
         })
         .collect();
     Ok(pb::GroupValues {
-        group: layout.group.name.clone(),
-        version: layout.group.version,
         status,
         event_time_us: times,
         features,
-        arrow_ipc: Vec::new(),
+        ..group_values(layout)
     })
+}
+
+/// A group's response header, its rows not yet filled in.
+fn group_values(layout: &GroupLayout) -> pb::GroupValues {
+    pb::GroupValues {
+        group: layout.group.name.clone(),
+        version: layout.group.version,
+        ..Default::default()
+    }
 }
 
 fn feature_name(layout: &GroupLayout, f: usize) -> String {
@@ -466,14 +488,13 @@ fn group_arrow(
     let mut status = Vec::with_capacity(n);
     let mut times = Vec::with_capacity(n);
     let mut columns: Vec<Vec<Value>> = w.features.iter().map(|_| Vec::with_capacity(n)).collect();
-    for (key, raw) in keys.iter().zip(fetched.iter()) {
-        let (st, t, mut values) = seen_at(layout, key, raw, at)?;
+    each_key(w, keys, fetched, at, |st, t, values| {
         status.push(status_pb(st) as u8);
         times.push(t.map_or(Value::Null, Value::Timestamp));
         for (c, &f) in columns.iter_mut().zip(&w.features) {
             c.push(std::mem::replace(&mut values[f], Value::Null));
         }
-    }
+    })?;
     let encode = |e: fstore_registry::Error| Status::internal(format!("arrow encoding: {e}"));
     let mut fields = vec![
         Field::new("status", arrow::datatypes::DataType::UInt8, false),
@@ -499,12 +520,8 @@ fn group_arrow(
         })
         .map_err(|e| Status::internal(format!("arrow encoding: {e}")))?;
     Ok(pb::GroupValues {
-        group: layout.group.name.clone(),
-        version: layout.group.version,
-        status: Vec::new(),
-        event_time_us: Vec::new(),
-        features: Vec::new(),
         arrow_ipc: ipc,
+        ..group_values(layout)
     })
 }
 
