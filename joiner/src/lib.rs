@@ -16,7 +16,8 @@
 //! user_id and the user_profile topic) are split the same way; sources keyed otherwise (item
 //! stats for user-keyed events) are read whole by every instance (`--broadcast SOURCE`). Each
 //! instance keeps its own state folder and checkpoints; their outputs together are the
-//! samples of all events.
+//! samples of all events. `fstore join --threads T` runs T such instances in one process (one
+//! [`Joiner`] per thread, [`Summary::merge`] adding them up).
 
 pub mod config;
 pub mod error;
