@@ -63,10 +63,10 @@ pub struct JoinArgs {
     /// A source every instance reads whole (not partitioned like the events). Repeatable.
     #[arg(long)]
     pub broadcast: Vec<String>,
-    /// Joiner threads in this process, one per core to use. Each is an instance of its own
-    /// (thread t of instance I/N is instance I×T+t of N×T) with its own state sub-folder
-    /// `thread-t`, so sources not keyed like the events need --broadcast, and a state folder
-    /// keeps the thread count it was started with.
+    /// Joiner threads in this process, one per core to use (at most 256). Each is an instance
+    /// of its own (thread t of instance I/N is instance I+N×t of N×T) with its own state
+    /// sub-folder `thread-t`, so sources not keyed like the events need --broadcast, and a
+    /// state folder keeps the thread count it was started with.
     #[arg(long, default_value_t = 1)]
     pub threads: u32,
     /// An extra librdkafka setting for every client, KEY=VALUE (e.g. security.protocol=SSL).
@@ -234,42 +234,65 @@ fn stop_flag() -> Arc<AtomicBool> {
     stop
 }
 
+/// Joiner threads per process at most.
+const MAX_THREADS: u32 = 256;
+
+/// The file in a state folder that records its thread count (absent: one thread, the folder
+/// itself holding the state).
+const THREADS_FILE: &str = "THREADS";
+
 /// The joiners of this process: with one thread the state folder itself; otherwise one
-/// instance per thread, in sub-folders `thread-0`, `thread-1`, …
+/// instance per thread, in sub-folders `thread-0`, `thread-1`, … Thread t of instance I/N is
+/// instance I + N·t of N·T, so the process owns the same partitions whatever its thread count
+/// (p mod N = I), and instances of one job may run different thread counts.
 fn thread_configs(cfg: &JoinConfig, threads: u32) -> Result<Vec<JoinConfig>, CliError> {
-    if threads == 0 {
-        return Err(CliError::user("--threads must be at least 1"));
+    if threads == 0 || threads > MAX_THREADS {
+        return Err(CliError::user(format!(
+            "--threads {threads}: expected 1 to {MAX_THREADS}"
+        )));
     }
+    let count = cfg.instance.count.checked_mul(threads).ok_or_else(|| {
+        CliError::user(format!(
+            "--instance {}/{} with --threads {threads}: too many instances",
+            cfg.instance.index, cfg.instance.count
+        ))
+    })?;
     let dir = &cfg.state_dir;
-    // A state folder keeps its layout: a RocksDB of its own, or one per thread.
-    let subfolders = (0..)
-        .take_while(|t| dir.join(format!("thread-{t}")).is_dir())
-        .count() as u32;
-    let single = dir.join("CURRENT").exists();
-    let started_with = match (single, subfolders) {
-        (true, _) => Some(1),
-        (false, 0) => None,
-        (false, n) => Some(n),
+    // A state folder keeps its thread count: its partitions are split that way.
+    let recorded = dir.join(THREADS_FILE);
+    let started_with = match std::fs::read_to_string(&recorded) {
+        Ok(text) => Some(text.trim().parse::<u32>().map_err(|_| {
+            CliError::user(format!(
+                "{} does not hold a thread count: {text:?}",
+                recorded.display()
+            ))
+        })?),
+        Err(_) if dir.join("CURRENT").exists() => Some(1),
+        Err(_) => None,
     };
     if let Some(n) = started_with
         && n != threads
     {
         return Err(CliError::user(format!(
-            "state folder {} was started with --threads {n}; its partitions are split that way: pass --threads {n}, or use a new --state folder",
+            "state folder {} was started with --threads {n}; its partitions are split that way: pass --threads {n}, or start over with a new --state folder and a new sink (a new state folder reads every partition from the beginning)",
             dir.display()
         )));
     }
     if threads == 1 {
         return Ok(vec![cfg.clone()]);
     }
-    std::fs::create_dir_all(dir).map_err(|e| {
-        CliError::user(format!("cannot create state folder {}: {e}", dir.display()))
-    })?;
+    if started_with.is_none() {
+        std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(&recorded, format!("{threads}\n")))
+            .map_err(|e| {
+                CliError::user(format!("cannot create state folder {}: {e}", dir.display()))
+            })?;
+    }
     Ok((0..threads)
         .map(|t| JoinConfig {
             instance: Instance {
-                index: cfg.instance.index * threads + t,
-                count: cfg.instance.count * threads,
+                index: cfg.instance.index + cfg.instance.count * t,
+                count,
             },
             state_dir: dir.join(format!("thread-{t}")),
             ..cfg.clone()
@@ -277,55 +300,71 @@ fn thread_configs(cfg: &JoinConfig, threads: u32) -> Result<Vec<JoinConfig>, Cli
         .collect())
 }
 
+/// Runs `work` for each item on its own thread and returns the results in order. A thread
+/// that fails or panics sets `stop`, so the others wind down; a panic becomes an error.
+fn on_threads<I: Send, R: Send>(
+    items: Vec<I>,
+    stop: &AtomicBool,
+    what: &str,
+    work: impl Fn(I) -> Result<R, CliError> + Sync,
+) -> Vec<Result<R, CliError>> {
+    std::thread::scope(|scope| {
+        let work = &work;
+        let handles: Vec<_> = items
+            .into_iter()
+            .enumerate()
+            .map(|(t, item)| {
+                std::thread::Builder::new()
+                    .name(format!("join-{t}"))
+                    .spawn_scoped(scope, move || {
+                        let r =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(item)))
+                                .unwrap_or_else(|_| {
+                                    Err(CliError {
+                                        user: false,
+                                        message: format!("{what} on thread {t} panicked"),
+                                    })
+                                });
+                        if r.is_err() {
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                        r
+                    })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .enumerate()
+            .map(|(t, h)| match h {
+                Ok(h) => h.join().unwrap_or_else(|_| {
+                    Err(CliError {
+                        user: false,
+                        message: format!("{what} on thread {t} panicked"),
+                    })
+                }),
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    Err(CliError {
+                        user: false,
+                        message: format!("cannot start thread {t} for {what}: {e}"),
+                    })
+                }
+            })
+            .collect()
+    })
+}
+
 /// Runs the joiners, one per thread; one failing stops the others (they commit and exit).
 fn run_all(mut joiners: Vec<Joiner>, stop: &AtomicBool) -> Result<Summary, CliError> {
     if joiners.len() == 1 {
         return joiners[0].run(stop).map_err(joiner_err);
     }
-    std::thread::scope(|scope| {
-        let mut handles = Vec::with_capacity(joiners.len());
-        for (t, mut j) in joiners.into_iter().enumerate() {
-            let spawned = std::thread::Builder::new()
-                .name(format!("join-{t}"))
-                .spawn_scoped(scope, move || {
-                    let r = j.run(stop);
-                    if r.is_err() {
-                        stop.store(true, Ordering::Relaxed);
-                    }
-                    r
-                });
-            match spawned {
-                Ok(h) => handles.push(h),
-                Err(e) => {
-                    stop.store(true, Ordering::Relaxed);
-                    return Err(CliError {
-                        user: false,
-                        message: format!("cannot start joiner thread {t}: {e}"),
-                    });
-                }
-            }
-        }
-        let mut summaries = Vec::with_capacity(handles.len());
-        let mut first_error = None;
-        for (t, h) in handles.into_iter().enumerate() {
-            match h.join() {
-                Ok(Ok(s)) => summaries.push(s),
-                Ok(Err(e)) => {
-                    first_error.get_or_insert_with(|| joiner_err(e));
-                }
-                Err(_) => {
-                    first_error.get_or_insert_with(|| CliError {
-                        user: false,
-                        message: format!("joiner thread {t} panicked"),
-                    });
-                }
-            }
-        }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(Summary::merge(&summaries)),
-        }
+    let summaries = on_threads(joiners, stop, "the joiner", |mut j| {
+        j.run(stop).map_err(joiner_err)
     })
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?;
+    Ok(Summary::merge(&summaries))
 }
 
 pub fn run(registry: &Path, args: JoinArgs) -> Result<(), CliError> {
@@ -383,23 +422,14 @@ pub fn run(registry: &Path, args: JoinArgs) -> Result<(), CliError> {
     }
     // Opened side by side: each asks the broker for its partitions and end offsets.
     let version = snap.version;
-    let joiners = std::thread::scope(|scope| {
-        let handles: Vec<_> = configs
-            .into_iter()
-            .zip(onlines)
-            .map(|(c, online)| scope.spawn(move || Joiner::open(c, defs, version, online)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| match h.join() {
-                Ok(opened) => opened.map_err(joiner_err),
-                Err(_) => Err(CliError {
-                    user: false,
-                    message: "opening a joiner panicked".into(),
-                }),
-            })
-            .collect::<Result<Vec<Joiner>, CliError>>()
-    })?;
+    let joiners = on_threads(
+        configs.into_iter().zip(onlines).collect(),
+        &stop,
+        "opening the joiner",
+        |(c, online)| Joiner::open(c, defs, version, online).map_err(joiner_err),
+    )
+    .into_iter()
+    .collect::<Result<Vec<Joiner>, CliError>>()?;
     if let Some(addr) = &args.metrics {
         let statuses: Vec<_> = joiners.iter().map(Joiner::status).collect();
         let bound = crate::metrics_http::spawn(
@@ -473,4 +503,87 @@ pub fn run(registry: &Path, args: JoinArgs) -> Result<(), CliError> {
         "joiner stopped"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(instance: Instance, state_dir: PathBuf) -> JoinConfig {
+        JoinConfig {
+            spec: "ctr".into(),
+            brokers: "localhost:9092".into(),
+            state_dir,
+            sink: SinkTarget::parse("parquet:///tmp/out").unwrap(),
+            dead_letter_topic: "dead".into(),
+            lateness_us: 0,
+            until_end: true,
+            topics: BTreeMap::new(),
+            checkpoint_interval: std::time::Duration::from_secs(1),
+            idle_timeout: std::time::Duration::from_secs(1),
+            instance,
+            broadcast: BTreeSet::new(),
+            kafka_options: Vec::new(),
+            max_batch: 1,
+            max_future_us: None,
+        }
+    }
+
+    /// Whatever their thread counts, the instances of a job own every partition exactly once,
+    /// and each process owns the partitions of its instance.
+    #[test]
+    fn threads_split_an_instances_partitions_and_nothing_else() {
+        let work = tempfile::tempdir().unwrap();
+        for counts in [[1, 1], [2, 1], [1, 3], [4, 2]] {
+            let mut owner: BTreeMap<i32, Vec<(u32, u32)>> = BTreeMap::new();
+            for (i, &threads) in counts.iter().enumerate() {
+                let i = i as u32;
+                let dir = work.path().join(format!("{counts:?}-{i}"));
+                let cfg = config(Instance { index: i, count: 2 }, dir);
+                for (t, c) in thread_configs(&cfg, threads).unwrap().iter().enumerate() {
+                    for p in 0..48 {
+                        if c.instance.owns(p) {
+                            assert_eq!(p % 2, i as i32, "{counts:?}: partition {p}");
+                            owner.entry(p).or_default().push((i, t as u32));
+                        }
+                    }
+                }
+            }
+            assert_eq!(owner.len(), 48, "{counts:?}: every partition owned");
+            assert!(
+                owner.values().all(|o| o.len() == 1),
+                "{counts:?}: owned once: {owner:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn thread_counts_are_bounded_and_kept() {
+        let work = tempfile::tempdir().unwrap();
+        let cfg = config(Instance::SOLE, work.path().join("state"));
+        for bad in [0, MAX_THREADS + 1] {
+            assert!(thread_configs(&cfg, bad).is_err());
+        }
+        let huge = config(
+            Instance {
+                index: 0,
+                count: u32::MAX,
+            },
+            work.path().join("huge"),
+        );
+        assert!(
+            thread_configs(&huge, 2)
+                .unwrap_err()
+                .message
+                .contains("too many")
+        );
+        assert_eq!(thread_configs(&cfg, 3).unwrap().len(), 3);
+        let again = thread_configs(&cfg, 2).unwrap_err();
+        assert!(
+            again.message.contains("was started with --threads 3"),
+            "{}",
+            again.message
+        );
+        assert!(thread_configs(&cfg, 1).is_err());
+    }
 }

@@ -1064,6 +1064,10 @@ async fn two_instances_or_threads_split_the_partitions_and_together_equal_the_ba
     assert!(t.contains("summed over 2 threads"), "{t}");
     assert_eq!(samples(&t), want.len(), "{t}");
     assert!(setup.path("state-threads/thread-1").is_dir());
+    assert_eq!(
+        std::fs::read_to_string(setup.path("state-threads/THREADS")).unwrap(),
+        "2\n"
+    );
     assert_same(
         &by_request_id(&read_parquet_dir(&threaded_out)),
         &want,

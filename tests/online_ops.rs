@@ -229,6 +229,14 @@ async fn serve_reports_health_reflection_registry_errors_and_metrics() {
             Code::InvalidArgument,
             "10001 keys in one request; at most 10000",
         ),
+        (
+            pb::GetFeaturesRequest {
+                format: 7,
+                ..columns(vec!["u"], vec![])
+            },
+            Code::InvalidArgument,
+            "format 7 is not a response format: 0 (COLUMNS) or 1 (ARROW_IPC)",
+        ),
     ] {
         let err = c.get_features(req).await.unwrap_err();
         assert_eq!(err.code(), code, "{err:?}");
@@ -300,9 +308,9 @@ async fn serve_reports_health_reflection_registry_errors_and_metrics() {
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     for needle in [
         "fstore_requests_total{method=\"GetFeatures\",code=\"NotFound\"} 2",
-        "fstore_requests_total{method=\"GetFeatures\",code=\"InvalidArgument\"} 9",
+        "fstore_requests_total{method=\"GetFeatures\",code=\"InvalidArgument\"} 10",
         "fstore_requests_total{method=\"GetModelInputs\",code=\"Ok\"} 1",
-        "fstore_request_seconds_count{method=\"GetFeatures\"} 11",
+        "fstore_request_seconds_count{method=\"GetFeatures\"} 12",
         "fstore_store_errors_total 0",
     ] {
         assert!(body.contains(needle), "{needle} not in\n{body}");

@@ -184,6 +184,17 @@ struct Entry {
 /// A stored key's new value, or its deletion.
 type KeyChange = (Vec<u8>, Option<Vec<u8>>);
 
+/// What a checkpoint does with a pending event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EventChange {
+    /// Added since the last checkpoint and never stored: write it (if still pending).
+    New,
+    /// Stored, emitted, then read again: write it again (if still pending).
+    Put,
+    /// Stored and emitted: delete it.
+    Delete,
+}
+
 /// A message read, owned.
 struct Msg {
     source: usize,
@@ -220,10 +231,9 @@ pub struct Joiner {
     marks: Watermarks,
     cp: Checkpoint,
     pending: BTreeMap<EventId, PendingEvent>,
-    /// Since the last checkpoint: pending events added (`true`, to be stored) and stored ones
-    /// emitted (`false`, to be deleted). An event added and emitted between two checkpoints
-    /// is in neither: it is never written.
-    event_changes: FastMap<EventId, bool>,
+    /// What the next checkpoint does with events that changed since the last one. An event
+    /// added and emitted between two checkpoints is not in it: it is never written.
+    event_changes: FastMap<EventId, EventChange>,
     /// Per group, the keys in memory.
     cache: Vec<KeyCache>,
     /// Scratch for the entity key bytes of a lookup.
@@ -998,8 +1008,18 @@ impl Joiner {
                         values: r.values,
                     };
                     self.cp.counters.events += 1;
-                    self.event_changes.insert(e.id(), true);
-                    self.pending.insert(e.id(), e);
+                    let id = e.id();
+                    let was_pending = self.pending.insert(id, e).is_some();
+                    // The same event read again (an offset reset) may be stored already.
+                    match self.event_changes.get(&id) {
+                        Some(EventChange::Delete) => {
+                            self.event_changes.insert(id, EventChange::Put);
+                        }
+                        None if !was_pending => {
+                            self.event_changes.insert(id, EventChange::New);
+                        }
+                        _ => {}
+                    }
                 }
             }
         }
@@ -1108,8 +1128,8 @@ impl Joiner {
             let chunk: Vec<PendingEvent> = ready.by_ref().take(EMIT_CHUNK).collect();
             for e in &chunk {
                 let id = e.id();
-                if self.event_changes.remove(&id) != Some(true) {
-                    self.event_changes.insert(id, false);
+                if self.event_changes.remove(&id) != Some(EventChange::New) {
+                    self.event_changes.insert(id, EventChange::Delete);
                 }
             }
             self.emit_chunk(chunk)?;
@@ -1366,9 +1386,9 @@ impl Joiner {
             }
             e.dirty = false;
         }
-        for (id, added) in std::mem::take(&mut self.event_changes) {
+        for (id, change) in std::mem::take(&mut self.event_changes) {
             match self.pending.get(&id) {
-                Some(e) if added => {
+                Some(e) if change != EventChange::Delete => {
                     b.put(CF_EVENTS, &event_key(id), &e.encode(&self.event_codec)?)?
                 }
                 _ => b.delete(CF_EVENTS, &event_key(id))?,

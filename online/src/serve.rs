@@ -644,7 +644,15 @@ impl FeatureService {
             )));
         }
         let at = req.request_time_us.unwrap_or_else(now_us);
-        let arrow = req.format == pb::ResponseFormat::ArrowIpc as i32;
+        let arrow = match pb::ResponseFormat::try_from(req.format) {
+            Ok(f) => f == pb::ResponseFormat::ArrowIpc,
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "format {} is not a response format: 0 (COLUMNS) or 1 (ARROW_IPC)",
+                    req.format
+                )));
+            }
+        };
         let mut groups = Vec::with_capacity(wanted.len());
         for w in &wanted {
             let keys = request_keys(w.layout, &req)?;
