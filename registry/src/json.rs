@@ -113,8 +113,9 @@ fn short(j: &Json) -> String {
     }
 }
 
-/// Reads a JSON object straight into the columns' values: a key's value is decoded only if
-/// the key is a column (the last of duplicate keys wins), others are skipped unparsed. Scalars
+/// Reads a JSON object straight into the columns' values: a key's value is decoded into its
+/// column's type if the key is a column (the last of duplicate keys wins), others are parsed
+/// and dropped. Scalars
 /// go straight to their type; anything [`from_json`] would not accept fails the whole row, and
 /// [`decode_row`] then decodes it the plain way for the error message.
 struct RowSeed<'a> {
@@ -142,7 +143,9 @@ impl<'de> serde::de::Visitor<'de> for RowSeed<'_> {
             match self.columns.iter().position(|c| c.name == key.as_ref()) {
                 Some(i) => values[i] = map.next_value_seed(ValueSeed(&self.columns[i].dtype))?,
                 None => {
-                    map.next_value::<serde::de::IgnoredAny>()?;
+                    // Parsed, not skipped: a value the plain decoder rejects (a lone
+                    // surrogate, too deep) fails the row here too.
+                    map.next_value::<Json>()?;
                 }
             }
         }
@@ -373,8 +376,11 @@ mod tests {
             r#"{"l":"x"}"#,
             r#"{"l":[true]}"#,
             r#"{"s":"\ud800"}"#,
+            r#"{"zz":"\ud800","i":1}"#,
+            r#"{"zz":[1,"\udfff"],"i":1}"#,
         ];
-        for input in inputs {
+        let deep = format!(r#"{{"i":1,"zz":{}{}}}"#, "[".repeat(200), "]".repeat(200));
+        for input in inputs.iter().copied().chain([deep.as_str()]) {
             assert_eq!(
                 decode_row(&cols(), input.as_bytes()),
                 decode_row_slow(&cols(), input.as_bytes()),
