@@ -308,6 +308,10 @@ fn on_threads<I: Send, R: Send>(
     what: &str,
     work: impl Fn(I) -> Result<R, CliError> + Sync,
 ) -> Vec<Result<R, CliError>> {
+    let panicked = |t: usize| CliError {
+        user: false,
+        message: format!("{what} on thread {t} panicked"),
+    };
     std::thread::scope(|scope| {
         let work = &work;
         let handles: Vec<_> = items
@@ -317,14 +321,10 @@ fn on_threads<I: Send, R: Send>(
                 std::thread::Builder::new()
                     .name(format!("join-{t}"))
                     .spawn_scoped(scope, move || {
+                        // Caught here, not at the join, so the others are told at once.
                         let r =
                             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(item)))
-                                .unwrap_or_else(|_| {
-                                    Err(CliError {
-                                        user: false,
-                                        message: format!("{what} on thread {t} panicked"),
-                                    })
-                                });
+                                .unwrap_or_else(|_| Err(panicked(t)));
                         if r.is_err() {
                             stop.store(true, Ordering::Relaxed);
                         }
@@ -336,12 +336,7 @@ fn on_threads<I: Send, R: Send>(
             .into_iter()
             .enumerate()
             .map(|(t, h)| match h {
-                Ok(h) => h.join().unwrap_or_else(|_| {
-                    Err(CliError {
-                        user: false,
-                        message: format!("{what} on thread {t} panicked"),
-                    })
-                }),
+                Ok(h) => h.join().unwrap_or_else(|_| Err(panicked(t))),
                 Err(e) => {
                     stop.store(true, Ordering::Relaxed);
                     Err(CliError {
@@ -355,10 +350,7 @@ fn on_threads<I: Send, R: Send>(
 }
 
 /// Runs the joiners, one per thread; one failing stops the others (they commit and exit).
-fn run_all(mut joiners: Vec<Joiner>, stop: &AtomicBool) -> Result<Summary, CliError> {
-    if joiners.len() == 1 {
-        return joiners[0].run(stop).map_err(joiner_err);
-    }
+fn run_all(joiners: Vec<Joiner>, stop: &AtomicBool) -> Result<Summary, CliError> {
     let summaries = on_threads(joiners, stop, "the joiner", |mut j| {
         j.run(stop).map_err(joiner_err)
     })

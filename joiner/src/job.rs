@@ -154,7 +154,7 @@ struct JoinRt {
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// An entity key's bytes ([`crate::store::entity_key_bytes`]); short keys (most) are stored inline, so a
+/// An entity key's bytes ([`write_entity_key`]); short keys (most) are stored inline, so a
 /// lookup compares them without following a pointer.
 type KeyBytes = smallvec::SmallVec<[u8; 24]>;
 
