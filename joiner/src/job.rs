@@ -2,8 +2,9 @@
 //! samples it passes, and every checkpoint interval commit state, offsets and output together.
 //!
 //! A step:
-//! 1. **read** up to `max_batch` messages from the assigned partitions;
-//! 2. **decode** each as its source's JSON row; undecodable rows, rows without an event time,
+//! 1. **read** up to `max_batch` messages from the assigned partitions and **decode** each as
+//!    its source's JSON row (both on the [`crate::pipeline::Reader`]'s thread, a step ahead);
+//! 2. **check** each row: undecodable rows, rows without an event time,
 //!    feature rows without a key and rows behind the frontier go to the dead-letter topic
 //!    with the reason and the original bytes (late feature rows still reach the online
 //!    store);
@@ -12,8 +13,9 @@
 //! 4. **advance** the frontier to the watermark and **emit** every queued event before it, in
 //!    event-time order, through the registry's compiled spec (as-of with TTL, window folds,
 //!    transforms); then garbage-collect the keys touched;
-//! 5. at a **checkpoint**: write the online values of changed keys, write the Parquet file of
-//!    the samples since the last checkpoint (or queue Kafka messages in the outbox), commit
+//! 5. at a **checkpoint**: write the online values of changed keys, finish the Parquet file of
+//!    the samples since the last checkpoint (the [`crate::pipeline::SampleWriter`] encodes it
+//!    on its own thread as samples are made) or queue Kafka messages in the outbox, commit
 //!    state + pending events + outbox + offsets + frontier in one synced RocksDB batch, then
 //!    deliver the outbox and record where it landed.
 //!
@@ -33,20 +35,20 @@ use fstore_registry::codec::{Codec, Value};
 use fstore_registry::compiled::{
     CompiledExpr, CompiledGroup, CompiledGroupKind, CompiledSpec, plain_source_schema,
 };
-use fstore_registry::json::{decode_row, encode_row, format_timestamp};
+use fstore_registry::json::{encode_row, format_timestamp};
 use fstore_registry::model::{Column, ColumnRole, Definitions, ObjectRef};
 use fstore_registry::order::{TieOrder, row_tie_columns, window_tie_columns};
 use fstore_registry::rows::{to_array, value_at};
 use fstore_registry::sample_file::{PartitionedWriter, sample_metadata};
 use fstore_registry::window::WindowRows;
 use fstore_registry::{DataType, compiled::CompiledWindow};
-use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::Error;
 use crate::config::{JoinConfig, SinkTarget};
 use crate::kafka::{Kafka, Outbox};
+use crate::pipeline::{Msg, ReadSource, Reader, SampleWriter};
 use crate::state::{AsOf, KeyRows, StateRow};
 use crate::store::{
     CF_EVENTS, CF_KEYS, CF_OUTBOX, Checkpoint, Counters, EventId, OutMessage, PendingEvent,
@@ -158,6 +160,9 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// lookup compares them without following a pointer.
 type KeyBytes = smallvec::SmallVec<[u8; 24]>;
 
+/// An entity key's values, borrowed from a row.
+type EntityKey<'a> = smallvec::SmallVec<[&'a Value; 4]>;
+
 /// One group's keys in memory.
 type KeyCache = hashbrown::HashMap<KeyBytes, Entry, foldhash::fast::RandomState>;
 
@@ -195,15 +200,6 @@ enum EventChange {
     Delete,
 }
 
-/// A message read, owned.
-struct Msg {
-    source: usize,
-    partition: i32,
-    offset: i64,
-    key: Option<Vec<u8>>,
-    payload: Option<Vec<u8>>,
-}
-
 /// A decoded row of a source.
 struct Decoded {
     msg: usize,
@@ -218,11 +214,14 @@ pub struct Joiner {
     spec: Arc<CompiledSpec>,
     registry_version: u64,
     kafka: Kafka,
-    consumer: BaseConsumer,
+    consumer: Arc<BaseConsumer>,
+    /// Reads and decodes steps ahead of the loop (started by the first read).
+    reader: Option<Reader>,
+    /// Writes the Parquet sink's files.
+    writer: Option<SampleWriter>,
     outbox: Outbox,
     store: StateStore,
     sources: Vec<SourceRt>,
-    by_topic: HashMap<String, usize>,
     groups: Vec<GroupRt>,
     joins: Vec<JoinRt>,
     event_codec: Codec,
@@ -238,7 +237,6 @@ pub struct Joiner {
     cache: Vec<KeyCache>,
     /// Scratch for the entity key bytes of a lookup.
     key_buf: Vec<u8>,
-    out_batches: Vec<RecordBatch>,
     out_msgs: Vec<OutMessage>,
     last_checkpoint: Instant,
     last_seen: HashMap<InputPartition, Instant>,
@@ -567,17 +565,22 @@ impl Joiner {
             })
             .collect();
         let groups_len = groups.len();
+        let writer = match &cfg.sink {
+            SinkTarget::Parquet(_) => Some(SampleWriter::start()?),
+            SinkTarget::Kafka(_) => None,
+        };
         let mut joiner = Joiner {
             last_seen: inputs.iter().map(|p| (p.clone(), now)).collect(),
             cfg,
             spec,
             registry_version,
+            writer,
             kafka,
-            consumer,
+            consumer: Arc::new(consumer),
+            reader: None,
             outbox,
             store,
             sources,
-            by_topic,
             groups,
             joins,
             event_codec,
@@ -589,7 +592,6 @@ impl Joiner {
             event_changes: FastMap::default(),
             cache: (0..groups_len).map(|_| KeyCache::default()).collect(),
             key_buf: Vec::new(),
-            out_batches: Vec::new(),
             out_msgs: Vec::new(),
             last_checkpoint: now,
             ends,
@@ -758,37 +760,27 @@ impl Joiner {
         }
     }
 
-    /// Reads up to `max_batch` messages: waits a little for the first, takes what is there.
+    /// The next step of messages (up to `max_batch`, decoded): waits a little for one.
     fn read(&mut self) -> Result<Vec<Msg>, Error> {
-        let mut out = Vec::new();
-        while out.len() < self.cfg.max_batch {
-            let wait = if out.is_empty() {
-                Duration::from_millis(100)
-            } else {
-                Duration::ZERO
-            };
-            match self.consumer.poll(wait) {
-                None => break,
-                Some(Err(e)) => {
-                    // Transport errors recover inside librdkafka; note them and go on.
-                    tracing::warn!(error = %e, "kafka consumer");
-                    break;
-                }
-                Some(Ok(m)) => {
-                    let Some(&source) = self.by_topic.get(m.topic()) else {
-                        continue;
-                    };
-                    out.push(Msg {
-                        source,
-                        partition: m.partition(),
-                        offset: m.offset(),
-                        key: m.key().map(<[u8]>::to_vec),
-                        payload: m.payload().map(<[u8]>::to_vec),
-                    });
-                }
-            }
+        if self.reader.is_none() {
+            let sources = self
+                .sources
+                .iter()
+                .map(|s| ReadSource {
+                    topic: s.topic.clone(),
+                    columns: s.columns.clone(),
+                })
+                .collect();
+            self.reader = Some(Reader::start(
+                self.consumer.clone(),
+                sources,
+                self.cfg.max_batch,
+            )?);
         }
-        Ok(out)
+        match &self.reader {
+            Some(r) => r.next(Duration::from_millis(100)),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// The next offset to read of a partition.
@@ -908,10 +900,12 @@ impl Joiner {
     }
 
     /// Decodes and applies a step's messages.
-    fn apply(&mut self, msgs: Vec<Msg>) -> Result<(), Error> {
+    fn apply(&mut self, mut msgs: Vec<Msg>) -> Result<(), Error> {
         let mut per_source: Vec<Vec<Decoded>> =
             (0..self.sources.len()).map(|_| Vec::new()).collect();
-        for (i, m) in msgs.iter().enumerate() {
+        // The step's messages were read together: one clock reading marks them seen.
+        let now = Instant::now();
+        for (i, m) in msgs.iter_mut().enumerate() {
             let src = &self.sources[m.source];
             let p = (src.topic.clone(), m.partition);
             self.cp
@@ -920,11 +914,11 @@ impl Joiner {
                 .or_default()
                 .insert(m.partition, m.offset + 1);
             self.cp.counters.messages += 1;
-            let Some(payload) = &m.payload else {
+            let Some(row) = m.row.take() else {
                 self.dead_letter(m, "undecodable", "empty message (no value)".into(), "");
                 continue;
             };
-            let values = match decode_row(&src.columns, payload) {
+            let values = match row {
                 Ok(v) => v,
                 Err(e) => {
                     let reason = format!("source \"{}\": {e}", src.name);
@@ -955,7 +949,7 @@ impl Joiner {
                 self.dead_letter(m, "future-event-time", reason, "");
                 continue;
             }
-            self.last_seen.insert(p.clone(), Instant::now());
+            self.last_seen.insert(p.clone(), now);
             let late = self.marks.is_late(ts);
             self.marks.observe(&p, ts);
             if late {
@@ -1062,7 +1056,7 @@ impl Joiner {
         let only_groups = !self.sources[s].is_event;
         for (r, c) in rows.iter().zip(computed) {
             let Some((tie, vals)) = c else { continue };
-            let key: Vec<&Value> = key_columns.iter().map(|&k| &r.values[k]).collect();
+            let key: EntityKey = key_columns.iter().map(|&k| &r.values[k]).collect();
             if key.iter().any(|v| matches!(v, Value::Null)) {
                 self.cp.counters.rows_without_key += 1;
                 if only_groups && !r.late {
@@ -1137,37 +1131,35 @@ impl Joiner {
         Ok(())
     }
 
-    fn emit_chunk(&mut self, mut events: Vec<PendingEvent>) -> Result<(), Error> {
+    fn emit_chunk(&mut self, events: Vec<PendingEvent>) -> Result<(), Error> {
         let n_cols = self.spec.source.columns.len();
-        let mut event_cols: Vec<Vec<Value>> = (0..n_cols)
-            .map(|_| Vec::with_capacity(events.len()))
-            .collect();
-        for e in &mut events {
-            for (c, v) in std::mem::take(&mut e.values).into_iter().enumerate() {
-                event_cols[c].push(v);
+        let spec = self.spec.clone();
+        // The base columns are built in place: the events' columns, then each join's.
+        let mut builders = spec.base_builders(events.len());
+        for e in &events {
+            for (b, v) in builders.iter_mut().zip(&e.values) {
+                b.append(v)?;
             }
         }
-        let mut features: Vec<Vec<Value>> = Vec::new();
+        let mut at = n_cols;
         for j in 0..self.joins.len() {
             let g = self.joins[j].group;
             let compiled = self.groups[g].compiled.clone();
-            let alias = self.joins[j].alias.clone();
-            let event_keys = self.joins[j].event_keys.clone();
+            let event_keys = std::mem::take(&mut self.joins[j].event_keys);
             let width = compiled.features().len();
-            let mut cols: Vec<Vec<Value>> = (0..width)
-                .map(|_| Vec::with_capacity(events.len()))
-                .collect();
+            let cols = &mut builders[at..at + width];
+            at += width;
             let (mut no_row, mut expired) = (0u64, 0u64);
-            for (i, e) in events.iter().enumerate() {
-                let key: Vec<&Value> = event_keys.iter().map(|&k| &event_cols[k][i]).collect();
+            for e in &events {
+                let key: EntityKey = event_keys.iter().map(|&k| &e.values[k]).collect();
                 let has_key = !key.iter().any(|v| matches!(v, Value::Null));
                 match &compiled.kind {
                     CompiledGroupKind::Row { ttl_us, .. } => {
                         let found = if has_key {
                             match self.entry(g, &key)?.rows.as_of(e.ts, *ttl_us) {
                                 AsOf::Found(r) => {
-                                    for (c, v) in r.values.iter().enumerate() {
-                                        cols[c].push(v.clone());
+                                    for (b, v) in cols.iter_mut().zip(&r.values) {
+                                        b.append(v)?;
                                     }
                                     true
                                 }
@@ -1185,8 +1177,8 @@ impl Joiner {
                             false
                         };
                         if !found {
-                            for c in &mut cols {
-                                c.push(Value::Null);
+                            for b in cols.iter_mut() {
+                                b.append_null()?;
                             }
                         }
                     }
@@ -1200,17 +1192,18 @@ impl Joiner {
                         } else {
                             WindowRows::empty(features).fold(features, e.ts)
                         };
-                        for (c, v) in folded.into_iter().enumerate() {
-                            cols[c].push(v);
+                        for (b, v) in cols.iter_mut().zip(&folded) {
+                            b.append(v)?;
                         }
                     }
                 }
             }
+            self.joins[j].event_keys = event_keys;
+            let alias = &self.joins[j].alias;
             *self.cp.counters.no_row.entry(alias.clone()).or_default() += no_row;
-            *self.cp.counters.expired.entry(alias).or_default() += expired;
-            features.extend(cols);
+            *self.cp.counters.expired.entry(alias.clone()).or_default() += expired;
         }
-        let base = self.spec.base_from_values(event_cols, features)?;
+        let base = spec.base_from_builders(&mut builders)?;
         match self.spec.project(&base) {
             Ok(samples) => self.output(&events, &samples),
             Err(_) => {
@@ -1244,6 +1237,7 @@ impl Joiner {
             offset: e.offset,
             key: e.key.clone(),
             payload: Some(encode_row(&self.spec.source.columns, values).into_bytes()),
+            row: None,
         };
         let reason = format!(
             "spec \"{}\": a transform failed: {err}",
@@ -1256,7 +1250,25 @@ impl Joiner {
     fn output(&mut self, events: &[PendingEvent], samples: &RecordBatch) -> Result<(), Error> {
         self.cp.counters.samples += samples.num_rows() as u64;
         match &self.cfg.sink {
-            SinkTarget::Parquet(_) => self.out_batches.push(samples.clone()),
+            SinkTarget::Parquet(dir) => {
+                if let Some(w) = &self.writer
+                    && !w.started()
+                {
+                    let files = PartitionedWriter::new(
+                        dir,
+                        &self.spec.output_schema,
+                        self.ts_output,
+                        sample_metadata(&self.spec.spec, self.registry_version),
+                    )
+                    .with_file_name(&self.file_name(self.cp.seq));
+                    if let Some(w) = &mut self.writer {
+                        w.begin(files)?;
+                    }
+                }
+                if let Some(w) = &mut self.writer {
+                    w.write(samples.clone())?;
+                }
+            }
             SinkTarget::Kafka(topic) => {
                 let topic = topic.clone();
                 for (r, e) in events.iter().enumerate() {
@@ -1355,20 +1367,8 @@ impl Joiner {
         let frontier = self.marks.frontier();
         self.collect_garbage(frontier);
         let swept = self.sweep(frontier)?;
-        if let SinkTarget::Parquet(dir) = &self.cfg.sink
-            && !self.out_batches.is_empty()
-        {
-            let mut w = PartitionedWriter::new(
-                dir,
-                &self.spec.output_schema,
-                self.ts_output,
-                sample_metadata(&self.spec.spec, self.registry_version),
-            )
-            .with_file_name(&self.file_name(self.cp.seq));
-            for b in &self.out_batches {
-                w.write(b).map_err(|e| Error::Output(e.to_string()))?;
-            }
-            w.finish().map_err(|e| Error::Output(e.to_string()))?;
+        if let Some(w) = &mut self.writer {
+            w.finish()?;
         }
         let mut b = self.store.batch();
         for (k, v) in &swept {
@@ -1408,7 +1408,6 @@ impl Joiner {
         }
         b.put_checkpoint(&self.cp)?;
         b.commit(true)?;
-        self.out_batches.clear();
         if !msgs.is_empty() {
             let next = self.outbox.deliver(&msgs)?;
             self.record_delivered(next);

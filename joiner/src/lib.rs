@@ -8,6 +8,7 @@
 //! - [`state`]: one key's rows, the as-of pick, window rows, garbage collection;
 //! - [`store`]: the RocksDB layout and the checkpoint committed with the offsets;
 //! - [`kafka`]: clients, end offsets, delivery with offsets, reading back message ids;
+//! - [`pipeline`]: the reader and sample writer threads the loop hands work to;
 //! - [`job`]: the loop that ties them together, exactly once across crashes.
 //!
 //! Scale-out: instances split the partitions of the label events' topic (`--instance I/N`:
@@ -23,6 +24,7 @@ pub mod config;
 pub mod error;
 pub mod job;
 pub mod kafka;
+pub mod pipeline;
 pub mod state;
 pub mod store;
 pub mod watermark;

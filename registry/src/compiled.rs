@@ -21,7 +21,7 @@ use crate::expr::{ExprCompiler, ScopeColumn};
 use crate::model::{
     Aggregate, Definitions, Entity, FeatureGroup, GroupKind, Join, SampleSpec, Source,
 };
-use crate::rows::to_array;
+use crate::rows::ColumnBuilder;
 use crate::schema::spec_schema;
 use crate::types::DataType;
 use crate::{Error, Result};
@@ -314,23 +314,44 @@ impl CompiledSpec {
         events: Vec<Vec<Value>>,
         features: Vec<Vec<Value>>,
     ) -> Result<RecordBatch> {
-        let fields = self.base_schema.fields();
-        if events.len() + features.len() != fields.len() {
+        let mut builders = self.base_builders(events.first().map_or(0, Vec::len));
+        if events.len() + features.len() != builders.len() {
             return Err(Error::Internal(format!(
                 "{} event and {} feature columns for a base schema of {}",
                 events.len(),
                 features.len(),
-                fields.len()
+                builders.len()
             )));
         }
-        let types = self.source.columns.iter().map(|c| c.dtype.clone()).chain(
-            self.joins
-                .iter()
-                .flat_map(|j| j.group.features().into_iter().map(|(_, t)| t)),
-        );
-        let columns = types
-            .zip(events.into_iter().chain(features))
-            .map(|(t, values)| to_array(&t, values))
+        for (b, values) in builders.iter_mut().zip(events.into_iter().chain(features)) {
+            for v in &values {
+                b.append(v)?;
+            }
+        }
+        self.base_from_builders(&mut builders)
+    }
+
+    /// One builder per base column, in base schema order: the event source's columns, then
+    /// every join's features.
+    pub fn base_builders(&self, capacity: usize) -> Vec<ColumnBuilder> {
+        self.source
+            .columns
+            .iter()
+            .map(|c| c.dtype.clone())
+            .chain(
+                self.joins
+                    .iter()
+                    .flat_map(|j| j.group.features().into_iter().map(|(_, t)| t)),
+            )
+            .map(|t| ColumnBuilder::new(&t, capacity))
+            .collect()
+    }
+
+    /// The base rows appended to [`CompiledSpec::base_builders`]; they start over empty.
+    pub fn base_from_builders(&self, builders: &mut [ColumnBuilder]) -> Result<RecordBatch> {
+        let columns = builders
+            .iter_mut()
+            .map(ColumnBuilder::finish)
             .collect::<Result<Vec<_>>>()?;
         RecordBatch::try_new(self.base_schema.clone(), columns)
             .map_err(|e| Error::Internal(e.to_string()))

@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch,
+    StringBuilder, TimestampMicrosecondBuilder,
+};
 use arrow::datatypes::{Field, SchemaRef};
 use datafusion::common::ScalarValue;
 
@@ -44,78 +47,94 @@ pub fn to_scalar(t: &DataType, v: &Value) -> Result<ScalarValue> {
     })
 }
 
+/// Builds one column of an fstore type from values, one at a time: the one conversion of
+/// values to Arrow (flat types through typed builders, lists through scalars).
+pub struct ColumnBuilder {
+    dtype: DataType,
+    inner: Builder,
+}
+
+enum Builder {
+    Boolean(BooleanBuilder),
+    Int64(Int64Builder),
+    Double(Float64Builder),
+    String(StringBuilder),
+    Timestamp(TimestampMicrosecondBuilder),
+    List(Vec<ScalarValue>),
+}
+
+impl ColumnBuilder {
+    pub fn new(t: &DataType, capacity: usize) -> Self {
+        let inner = match t {
+            DataType::Boolean => Builder::Boolean(BooleanBuilder::with_capacity(capacity)),
+            DataType::Int64 => Builder::Int64(Int64Builder::with_capacity(capacity)),
+            DataType::Double => Builder::Double(Float64Builder::with_capacity(capacity)),
+            DataType::String => {
+                Builder::String(StringBuilder::with_capacity(capacity, capacity * 8))
+            }
+            DataType::Timestamp => Builder::Timestamp(
+                TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone(UTC),
+            ),
+            DataType::List(_) => Builder::List(Vec::with_capacity(capacity)),
+        };
+        ColumnBuilder {
+            dtype: t.clone(),
+            inner,
+        }
+    }
+
+    /// Appends a value; an error if it does not fit the column's type.
+    pub fn append(&mut self, v: &Value) -> Result<()> {
+        match (&mut self.inner, v) {
+            (Builder::List(s), v) => s.push(to_scalar(&self.dtype, v)?),
+            (Builder::Boolean(b), Value::Null) => b.append_null(),
+            (Builder::Int64(b), Value::Null) => b.append_null(),
+            (Builder::Double(b), Value::Null) => b.append_null(),
+            (Builder::String(b), Value::Null) => b.append_null(),
+            (Builder::Timestamp(b), Value::Null) => b.append_null(),
+            (Builder::Boolean(b), Value::Boolean(x)) => b.append_value(*x),
+            (Builder::Int64(b), Value::Int64(x)) => b.append_value(*x),
+            (Builder::Double(b), Value::Double(x)) => b.append_value(*x),
+            (Builder::String(b), Value::String(x)) => b.append_value(x),
+            (Builder::Timestamp(b), Value::Timestamp(x)) => b.append_value(*x),
+            (_, v) => {
+                return Err(Error::Invalid(format!(
+                    "value {v:?} does not fit type {}",
+                    self.dtype
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn append_null(&mut self) -> Result<()> {
+        self.append(&Value::Null)
+    }
+
+    /// The column of the values appended so far; the builder starts over empty.
+    pub fn finish(&mut self) -> Result<ArrayRef> {
+        Ok(match &mut self.inner {
+            Builder::Boolean(b) => Arc::new(b.finish()),
+            Builder::Int64(b) => Arc::new(b.finish()),
+            Builder::Double(b) => Arc::new(b.finish()),
+            Builder::String(b) => Arc::new(b.finish()),
+            Builder::Timestamp(b) => Arc::new(b.finish()),
+            Builder::List(s) if s.is_empty() => {
+                arrow::array::new_empty_array(&self.dtype.to_arrow())
+            }
+            Builder::List(s) => ScalarValue::iter_to_array(std::mem::take(s))?,
+        })
+    }
+}
+
 /// A column of values as an Arrow array.
 pub fn to_array(t: &DataType, values: impl IntoIterator<Item = Value>) -> Result<ArrayRef> {
-    use arrow::array::TimestampMicrosecondBuilder;
-    use arrow::array::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder};
-    let mismatch = |v: &Value| Error::Invalid(format!("value {v:?} does not fit type {t}"));
-    // Flat types through typed builders; lists through scalars.
-    match t {
-        DataType::Boolean => {
-            let mut b = BooleanBuilder::new();
-            for v in values {
-                match v {
-                    Value::Null => b.append_null(),
-                    Value::Boolean(x) => b.append_value(x),
-                    v => return Err(mismatch(&v)),
-                }
-            }
-            return Ok(Arc::new(b.finish()));
-        }
-        DataType::Int64 => {
-            let mut b = Int64Builder::new();
-            for v in values {
-                match v {
-                    Value::Null => b.append_null(),
-                    Value::Int64(x) => b.append_value(x),
-                    v => return Err(mismatch(&v)),
-                }
-            }
-            return Ok(Arc::new(b.finish()));
-        }
-        DataType::Double => {
-            let mut b = Float64Builder::new();
-            for v in values {
-                match v {
-                    Value::Null => b.append_null(),
-                    Value::Double(x) => b.append_value(x),
-                    v => return Err(mismatch(&v)),
-                }
-            }
-            return Ok(Arc::new(b.finish()));
-        }
-        DataType::String => {
-            let mut b = StringBuilder::new();
-            for v in values {
-                match v {
-                    Value::Null => b.append_null(),
-                    Value::String(x) => b.append_value(x),
-                    v => return Err(mismatch(&v)),
-                }
-            }
-            return Ok(Arc::new(b.finish()));
-        }
-        DataType::Timestamp => {
-            let mut b = TimestampMicrosecondBuilder::new().with_timezone(UTC);
-            for v in values {
-                match v {
-                    Value::Null => b.append_null(),
-                    Value::Timestamp(x) => b.append_value(x),
-                    v => return Err(mismatch(&v)),
-                }
-            }
-            return Ok(Arc::new(b.finish()));
-        }
-        DataType::List(_) => {}
+    let values = values.into_iter();
+    let mut b = ColumnBuilder::new(t, values.size_hint().0);
+    for v in values {
+        b.append(&v)?;
     }
-    let scalars = values
-        .into_iter()
-        .map(|v| to_scalar(t, &v))
-        .collect::<Result<Vec<_>>>()?;
-    if scalars.is_empty() {
-        return Ok(arrow::array::new_empty_array(&t.to_arrow()));
-    }
-    Ok(ScalarValue::iter_to_array(scalars)?)
+    b.finish()
 }
 
 /// Rows (each in schema order) as a record batch of `schema`, whose fields must be fstore types.
@@ -136,6 +155,34 @@ pub fn rows_to_batch(schema: &SchemaRef, rows: &[Vec<Value>]) -> Result<RecordBa
 
 /// One cell of an Arrow array as a value.
 pub fn value_at(array: &ArrayRef, row: usize) -> Result<Value> {
+    use arrow::datatypes::{
+        DataType as A, Float64Type, Int64Type, TimeUnit, TimestampMicrosecondType,
+    };
+    // Flat types straight from their buffers; the rest through scalars.
+    let flat = match array.data_type() {
+        A::Boolean | A::Int64 | A::Float64 | A::Utf8 | A::Timestamp(TimeUnit::Microsecond, _) => {
+            true
+        }
+        _ => false,
+    };
+    if row >= array.len() {
+        return Err(Error::Internal(format!(
+            "row {row} of a column of {} rows",
+            array.len()
+        )));
+    }
+    if flat {
+        if array.is_null(row) {
+            return Ok(Value::Null);
+        }
+        return Ok(match array.data_type() {
+            A::Boolean => Value::Boolean(array.as_boolean().value(row)),
+            A::Int64 => Value::Int64(array.as_primitive::<Int64Type>().value(row)),
+            A::Float64 => Value::Double(array.as_primitive::<Float64Type>().value(row)),
+            A::Utf8 => Value::String(array.as_string::<i32>().value(row).to_string()),
+            _ => Value::Timestamp(array.as_primitive::<TimestampMicrosecondType>().value(row)),
+        });
+    }
     let s = ScalarValue::try_from_array(array, row)?;
     scalar_to_value(&s)
 }
@@ -226,5 +273,36 @@ mod tests {
         ];
         let batch = rows_to_batch(&schema, &rows).unwrap();
         assert_eq!(batch_to_rows(&batch).unwrap(), rows);
+        // Flat cells are read straight from their buffers: the same values as through
+        // DataFusion's scalars.
+        for c in batch.columns() {
+            for r in 0..batch.num_rows() {
+                let scalar = scalar_to_value(&ScalarValue::try_from_array(c, r).unwrap()).unwrap();
+                assert_eq!(value_at(c, r).unwrap(), scalar, "{} row {r}", c.data_type());
+            }
+            assert!(value_at(c, batch.num_rows()).is_err());
+        }
+    }
+
+    #[test]
+    fn a_value_of_another_type_is_refused() {
+        let mut b = ColumnBuilder::new(&DataType::Int64, 2);
+        b.append(&Value::Int64(1)).unwrap();
+        let err = b
+            .append(&Value::String("1".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not fit type"), "{err}");
+        b.append_null().unwrap();
+        let a = b.finish().unwrap();
+        assert_eq!(a.len(), 2);
+        assert!(a.is_null(1));
+        // The builder starts over.
+        assert_eq!(b.finish().unwrap().len(), 0);
+        let mut l = ColumnBuilder::new(&DataType::List(Box::new(DataType::Int64)), 1);
+        assert_eq!(l.finish().unwrap().len(), 0);
+        l.append_null().unwrap();
+        assert!(l.append(&Value::Int64(1)).is_err());
+        assert!(l.finish().unwrap().is_null(0));
     }
 }

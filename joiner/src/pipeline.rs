@@ -1,0 +1,384 @@
+//! Work the join loop hands to threads of its own, so reading, joining and writing samples
+//! overlap:
+//! - a [`Reader`] polls the consumer and decodes each message's JSON row, a step at a time,
+//!   while the loop applies the step before;
+//! - a [`SampleWriter`] encodes the Parquet files of a checkpoint while the loop goes on; the
+//!   checkpoint waits for its files to be finished before it commits.
+//!
+//! Neither changes what the loop decides: the loop sees the same messages in the same order
+//! (and the same decoding) as if it read and decoded them itself, and commits only what it
+//! applied. Steps read ahead and not yet applied stay queued for the loop; the consumer's
+//! position never counts, the checkpoint's offsets do.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use fstore_registry::codec::Value;
+use fstore_registry::json::{JsonError, decode_row};
+use fstore_registry::model::Column;
+use fstore_registry::sample_file::PartitionedWriter;
+use rdkafka::Message;
+use rdkafka::consumer::BaseConsumer;
+
+use crate::Error;
+
+/// Steps read ahead of the loop at most.
+const READ_AHEAD: usize = 2;
+/// Sample batches queued for the writer at most.
+const WRITE_AHEAD: usize = 64;
+/// How long the reader waits for a step's first message before it looks at the stop flag.
+const POLL_WAIT: Duration = Duration::from_millis(100);
+
+/// A message read, owned, with its value decoded as its source's row.
+pub struct Msg {
+    pub source: usize,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    /// The row, or why it is not one; `None` without a value.
+    pub row: Option<Result<Vec<Value>, JsonError>>,
+}
+
+/// A topic read, and the columns of its source (by position: the reader numbers sources in
+/// this order).
+pub struct ReadSource {
+    pub topic: String,
+    pub columns: Vec<Column>,
+}
+
+/// The thread that reads and decodes steps of messages.
+pub struct Reader {
+    steps: Option<Receiver<Vec<Msg>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Reader {
+    /// Starts reading: steps of up to `max_batch` messages, each the messages present when its
+    /// first arrived.
+    pub fn start(
+        consumer: Arc<BaseConsumer>,
+        sources: Vec<ReadSource>,
+        max_batch: usize,
+    ) -> Result<Self, Error> {
+        let (tx, rx) = sync_channel(READ_AHEAD);
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("fstore-read".into())
+            .spawn(move || read_steps(&consumer, &sources, max_batch, &flag, &tx))
+            .map_err(|e| Error::Internal(format!("cannot start the reader thread: {e}")))?;
+        Ok(Reader {
+            steps: Some(rx),
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The next step, waiting up to `wait` for one; empty when none came.
+    pub fn next(&self, wait: Duration) -> Result<Vec<Msg>, Error> {
+        let Some(steps) = &self.steps else {
+            return Ok(Vec::new());
+        };
+        match steps.recv_timeout(wait) {
+            Ok(step) => Ok(step),
+            Err(RecvTimeoutError::Timeout) => Ok(Vec::new()),
+            Err(RecvTimeoutError::Disconnected) => Err(Error::Internal(
+                "the reader thread stopped (see the log for its panic)".into(),
+            )),
+        }
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Unblocks a reader waiting to hand over a step.
+        drop(self.steps.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn read_steps(
+    consumer: &BaseConsumer,
+    sources: &[ReadSource],
+    max_batch: usize,
+    stop: &AtomicBool,
+    steps: &SyncSender<Vec<Msg>>,
+) {
+    let by_topic: std::collections::HashMap<&str, usize> = sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.topic.as_str(), i))
+        .collect();
+    while !stop.load(Ordering::Relaxed) {
+        let mut step = Vec::new();
+        while step.len() < max_batch {
+            let wait = if step.is_empty() {
+                POLL_WAIT
+            } else {
+                Duration::ZERO
+            };
+            match consumer.poll(wait) {
+                None => break,
+                Some(Err(e)) => {
+                    // Transport errors recover inside librdkafka; note them and go on.
+                    tracing::warn!(error = %e, "kafka consumer");
+                    break;
+                }
+                Some(Ok(m)) => {
+                    let Some(&source) = by_topic.get(m.topic()) else {
+                        continue;
+                    };
+                    let row = m.payload().map(|p| decode_row(&sources[source].columns, p));
+                    step.push(Msg {
+                        source,
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        key: m.key().map(<[u8]>::to_vec),
+                        payload: m.payload().map(<[u8]>::to_vec),
+                        row,
+                    });
+                }
+            }
+        }
+        if !step.is_empty() && steps.send(step).is_err() {
+            return;
+        }
+    }
+}
+
+enum WriteOp {
+    Start(Box<PartitionedWriter>),
+    Batch(RecordBatch),
+    Finish(SyncSender<Result<(), Error>>),
+}
+
+/// The thread that writes a checkpoint's sample files.
+pub struct SampleWriter {
+    ops: Option<SyncSender<WriteOp>>,
+    thread: Option<JoinHandle<()>>,
+    /// A file is open for the current checkpoint.
+    started: bool,
+}
+
+impl SampleWriter {
+    pub fn start() -> Result<Self, Error> {
+        let (tx, rx) = sync_channel::<WriteOp>(WRITE_AHEAD);
+        let thread = std::thread::Builder::new()
+            .name("fstore-write".into())
+            .spawn(move || {
+                let mut open: Option<Box<PartitionedWriter>> = None;
+                let mut failed: Option<Error> = None;
+                for op in rx {
+                    match op {
+                        WriteOp::Start(w) => {
+                            open = Some(w);
+                            failed = None;
+                        }
+                        WriteOp::Batch(b) => {
+                            if failed.is_none()
+                                && let Some(w) = open.as_mut()
+                                && let Err(e) = w.write(&b)
+                            {
+                                failed = Some(Error::Output(e.to_string()));
+                            }
+                        }
+                        WriteOp::Finish(reply) => {
+                            let result = match (failed.take(), open.take()) {
+                                (Some(e), _) => Err(e),
+                                (None, Some(w)) => w
+                                    .finish()
+                                    .map(|_| ())
+                                    .map_err(|e| Error::Output(e.to_string())),
+                                (None, None) => Ok(()),
+                            };
+                            let _ = reply.send(result);
+                        }
+                    }
+                }
+            })
+            .map_err(|e| Error::Internal(format!("cannot start the writer thread: {e}")))?;
+        Ok(SampleWriter {
+            ops: Some(tx),
+            thread: Some(thread),
+            started: false,
+        })
+    }
+
+    fn send(&self, op: WriteOp) -> Result<(), Error> {
+        self.ops
+            .as_ref()
+            .and_then(|o| o.send(op).ok())
+            .ok_or_else(|| {
+                Error::Internal(
+                    "the sample writer thread stopped (see the log for its panic)".into(),
+                )
+            })
+    }
+
+    /// Whether the current checkpoint's files are open.
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
+    /// Opens the current checkpoint's files.
+    pub fn begin(&mut self, files: PartitionedWriter) -> Result<(), Error> {
+        self.send(WriteOp::Start(Box::new(files)))?;
+        self.started = true;
+        Ok(())
+    }
+
+    /// Appends samples to the current checkpoint's files.
+    pub fn write(&mut self, samples: RecordBatch) -> Result<(), Error> {
+        if !self.started {
+            return Err(Error::Internal(
+                "samples written before their files were opened".into(),
+            ));
+        }
+        self.send(WriteOp::Batch(samples))
+    }
+
+    /// Finishes the current checkpoint's files (synced and in place) and waits for them.
+    pub fn finish(&mut self) -> Result<(), Error> {
+        if !self.started {
+            return Ok(());
+        }
+        self.started = false;
+        let (tx, rx) = sync_channel(1);
+        self.send(WriteOp::Finish(tx))?;
+        rx.recv().map_err(|_| {
+            Error::Internal("the sample writer thread stopped (see the log for its panic)".into())
+        })?
+    }
+}
+
+impl Drop for SampleWriter {
+    /// Files not finished are abandoned (their temporary files removed).
+    fn drop(&mut self) {
+        drop(self.ops.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, RecordBatch, TimestampMicrosecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+    use super::SampleWriter;
+    use fstore_registry::sample_file::PartitionedWriter;
+
+    const DAY: i64 = 86_400_000_000;
+
+    fn schema() -> Schema {
+        Schema::new(vec![
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
+            Field::new("x", DataType::Int64, true),
+        ])
+    }
+
+    fn batch(ts: &[i64]) -> RecordBatch {
+        RecordBatch::try_new(
+            Arc::new(schema()),
+            vec![
+                Arc::new(TimestampMicrosecondArray::from(ts.to_vec()).with_timezone("UTC")),
+                Arc::new(Int64Array::from(
+                    ts.iter().map(|t| t / DAY).collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn files(dir: &std::path::Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for d in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            for f in std::fs::read_dir(d.path()).unwrap().flatten() {
+                out.push(format!(
+                    "{}/{}",
+                    d.file_name().to_string_lossy(),
+                    f.file_name().to_string_lossy()
+                ));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn files_are_finished_by_finish_and_hold_every_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SampleWriter::start().unwrap();
+        assert!(!w.started());
+        w.finish().unwrap(); // nothing written: nothing to finish
+        let open = |name: &str| {
+            PartitionedWriter::new(dir.path(), &schema(), 0, BTreeMap::new()).with_file_name(name)
+        };
+        w.begin(open("a.parquet")).unwrap();
+        w.write(batch(&[0, 1, DAY])).unwrap();
+        w.write(batch(&[DAY + 5])).unwrap();
+        w.finish().unwrap();
+        assert_eq!(
+            files(dir.path()),
+            ["dt=1970-01-01/a.parquet", "dt=1970-01-02/a.parquet"]
+        );
+        let rows: usize = files(dir.path())
+            .iter()
+            .map(|f| {
+                let file = std::fs::File::open(dir.path().join(f)).unwrap();
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .unwrap()
+                    .build()
+                    .unwrap()
+                    .map(|b| b.unwrap().num_rows())
+                    .sum::<usize>()
+            })
+            .sum();
+        assert_eq!(rows, 4);
+        // The next checkpoint's file.
+        w.begin(open("b.parquet")).unwrap();
+        w.write(batch(&[2 * DAY])).unwrap();
+        w.finish().unwrap();
+        assert_eq!(files(dir.path()).len(), 3);
+    }
+
+    #[test]
+    fn a_failed_write_fails_the_finish_and_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SampleWriter::start().unwrap();
+        w.begin(
+            PartitionedWriter::new(dir.path(), &schema(), 0, BTreeMap::new())
+                .with_file_name("a.parquet"),
+        )
+        .unwrap();
+        w.write(batch(&[DAY])).unwrap();
+        // Samples going back a day are refused by the file writer.
+        w.write(batch(&[0])).unwrap();
+        let err = w.finish().unwrap_err().to_string();
+        assert!(err.contains("not in event-time order"), "{err}");
+        assert!(
+            files(dir.path()).iter().all(|f| !f.ends_with("a.parquet")),
+            "{:?}",
+            files(dir.path())
+        );
+        // Writing before a file is opened is refused.
+        assert!(w.write(batch(&[0])).is_err());
+    }
+}
