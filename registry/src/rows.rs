@@ -159,12 +159,10 @@ pub fn value_at(array: &ArrayRef, row: usize) -> Result<Value> {
         DataType as A, Float64Type, Int64Type, TimeUnit, TimestampMicrosecondType,
     };
     // Flat types straight from their buffers; the rest through scalars.
-    let flat = match array.data_type() {
-        A::Boolean | A::Int64 | A::Float64 | A::Utf8 | A::Timestamp(TimeUnit::Microsecond, _) => {
-            true
-        }
-        _ => false,
-    };
+    let flat = matches!(
+        array.data_type(),
+        A::Boolean | A::Int64 | A::Float64 | A::Utf8 | A::Timestamp(TimeUnit::Microsecond, _)
+    );
     if row >= array.len() {
         return Err(Error::Internal(format!(
             "row {row} of a column of {} rows",
