@@ -1052,7 +1052,8 @@ impl Joiner {
                 one
             }
         };
-        let key_columns = self.groups[g].compiled.key_columns.clone();
+        let compiled = self.groups[g].compiled.clone();
+        let key_columns = &compiled.key_columns;
         let only_groups = !self.sources[s].is_event;
         for (r, c) in rows.iter().zip(computed) {
             let Some((tie, vals)) = c else { continue };
@@ -1072,13 +1073,17 @@ impl Joiner {
             }
             self.cp.counters.rows += 1;
             let entry = self.entry(g, &key)?;
-            entry.rows.insert(StateRow {
+            let at = entry.rows.insert(StateRow {
                 ts: r.ts,
                 tie,
                 late: r.late,
                 values: vals,
             });
-            entry.window = None;
+            if let (Some(w), CompiledGroupKind::Window { features }) =
+                (&mut entry.window, &compiled.kind)
+            {
+                entry.rows.insert_window_row(features, w, at);
+            }
             entry.dirty = true;
             entry.online = true;
         }

@@ -58,11 +58,16 @@ impl KeyRows {
 
     /// Inserts a row in order; after rows that compare equal (identical in every value that
     /// counts, so their order does not matter).
-    pub fn insert(&mut self, row: StateRow) {
-        let at = self
-            .rows
-            .partition_point(|r| (r.ts, r.tie.as_slice()) <= (row.ts, row.tie.as_slice()));
+    /// Returns where it went.
+    pub fn insert(&mut self, row: StateRow) -> usize {
+        let after = |r: &StateRow| (r.ts, r.tie.as_slice()) <= (row.ts, row.tie.as_slice());
+        // Rows mostly come in order: after the last one.
+        let at = match self.rows.last() {
+            Some(last) if !after(last) => self.rows.partition_point(after),
+            _ => self.rows.len(),
+        };
         self.rows.insert(at, row);
+        at
     }
 
     /// The row an event at `t` joins: the last on-time row at or before `t`, unless the TTL
@@ -85,22 +90,30 @@ impl KeyRows {
     pub fn window_rows(&self, features: &[CompiledWindow], with_late: bool) -> WindowRows {
         let mut out = WindowRows::empty(features);
         for r in self.rows.iter().filter(|r| with_late || !r.late) {
-            out.ts.push(r.ts);
-            let mut v = r.values.iter();
-            for (fi, f) in features.iter().enumerate() {
-                if f.input.is_some()
-                    && let Some(inputs) = &mut out.inputs[fi]
-                {
-                    inputs.push(v.next().cloned().unwrap_or(Value::Null));
-                }
-                if f.filter.is_some()
-                    && let Some(passes) = &mut out.passes[fi]
-                {
-                    passes.push(matches!(v.next(), Some(Value::Boolean(true))));
-                }
-            }
+            let end = out.len();
+            put_window_row(&mut out, features, end, r);
         }
         out
+    }
+
+    /// Brings `window`, this key's on-time rows as [`KeyRows::window_rows`] gave them before
+    /// the row at `at` was inserted, up to date with it.
+    pub fn insert_window_row(
+        &self,
+        features: &[CompiledWindow],
+        window: &mut WindowRows,
+        at: usize,
+    ) {
+        let row = &self.rows[at];
+        if row.late {
+            return;
+        }
+        let pos = if at + 1 == self.rows.len() {
+            window.len()
+        } else {
+            self.rows[..at].iter().filter(|r| !r.late).count()
+        };
+        put_window_row(window, features, pos, row);
     }
 
     /// Drops a row group's rows no event at or after `frontier` can join (see the module docs).
@@ -168,6 +181,25 @@ impl KeyRows {
             return Err(Error::State("trailing bytes after key state".into()));
         }
         Ok(KeyRows { rows })
+    }
+}
+
+/// Puts a row's window inputs and filter results at `pos` of `out` (per feature: the input
+/// if any, then the filter result if any, as [`StateRow::values`] holds them).
+fn put_window_row(out: &mut WindowRows, features: &[CompiledWindow], pos: usize, r: &StateRow) {
+    out.ts.insert(pos, r.ts);
+    let mut v = r.values.iter();
+    for (fi, f) in features.iter().enumerate() {
+        if f.input.is_some()
+            && let Some(inputs) = &mut out.inputs[fi]
+        {
+            inputs.insert(pos, v.next().cloned().unwrap_or(Value::Null));
+        }
+        if f.filter.is_some()
+            && let Some(passes) = &mut out.passes[fi]
+        {
+            passes.insert(pos, matches!(v.next(), Some(Value::Boolean(true))));
+        }
     }
 }
 
@@ -241,6 +273,71 @@ mod tests {
             k.insert(r.clone());
         }
         k
+    }
+
+    #[test]
+    fn window_rows_kept_up_to_date_equal_window_rows_rebuilt() {
+        use datafusion::physical_expr::expressions::Column;
+        use fstore_registry::compiled::CompiledExpr;
+        use fstore_registry::model::Aggregate;
+        let expr = |name: &str, i: usize, dtype: DataType| CompiledExpr {
+            name: name.into(),
+            dtype,
+            expr: std::sync::Arc::new(Column::new(name, i)),
+        };
+        let window =
+            |agg, input: Option<CompiledExpr>, filter: Option<CompiledExpr>| CompiledWindow {
+                name: "f".into(),
+                agg,
+                window_us: 100,
+                dtype: DataType::Int64,
+                input,
+                filter,
+            };
+        // COUNT(*) FILTER, SUM(x), LAST(x) FILTER: values are [passes, x, x, passes].
+        let features = [
+            window(
+                Aggregate::Count,
+                None,
+                Some(expr("p", 0, DataType::Boolean)),
+            ),
+            window(Aggregate::Sum, Some(expr("x", 1, DataType::Int64)), None),
+            window(
+                Aggregate::Last,
+                Some(expr("x", 1, DataType::Int64)),
+                Some(expr("p", 0, DataType::Boolean)),
+            ),
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..200 {
+            let mut k = KeyRows::default();
+            let mut w = k.window_rows(&features, false);
+            for _ in 0..next(20) {
+                let pass = Value::Boolean(next(2) == 0);
+                let x = if next(5) == 0 {
+                    Value::Null
+                } else {
+                    Value::Int64(next(100) as i64)
+                };
+                let at = k.insert(StateRow {
+                    ts: next(8) as i64,
+                    tie: vec![next(3) as u8],
+                    late: next(4) == 0,
+                    values: vec![pass.clone(), x.clone(), x, pass],
+                });
+                k.insert_window_row(&features, &mut w, at);
+                assert_eq!(w, k.window_rows(&features, false));
+                let times: Vec<(i64, &[u8])> =
+                    k.rows.iter().map(|r| (r.ts, r.tie.as_slice())).collect();
+                assert!(times.is_sorted(), "{times:?}");
+            }
+        }
     }
 
     fn value(a: AsOf<'_>) -> Option<i64> {
