@@ -38,7 +38,7 @@ use fstore_registry::compiled::{
 use fstore_registry::json::{encode_row, format_timestamp};
 use fstore_registry::model::{Column, ColumnRole, Definitions, ObjectRef};
 use fstore_registry::order::{TieOrder, row_tie_columns, window_tie_columns};
-use fstore_registry::rows::{to_array, value_at};
+use fstore_registry::rows::{ColumnBuilder, value_at};
 use fstore_registry::sample_file::{PartitionedWriter, sample_metadata};
 use fstore_registry::window::WindowRows;
 use fstore_registry::{DataType, compiled::CompiledWindow};
@@ -198,6 +198,16 @@ enum EventChange {
     Put,
     /// Stored and emitted: delete it.
     Delete,
+}
+
+/// What a step read from one partition.
+struct StepPartition {
+    source: usize,
+    partition: i32,
+    /// The offset after the last message read.
+    next: i64,
+    /// The greatest event time of its rows (those with one).
+    max_ts: Option<i64>,
 }
 
 /// A decoded row of a source.
@@ -903,16 +913,33 @@ impl Joiner {
     fn apply(&mut self, mut msgs: Vec<Msg>) -> Result<(), Error> {
         let mut per_source: Vec<Vec<Decoded>> =
             (0..self.sources.len()).map(|_| Vec::new()).collect();
-        // The step's messages were read together: one clock reading marks them seen.
-        let now = Instant::now();
+        // Per partition read in this step: the next offset, and the greatest event time of
+        // its rows (recorded once per step; the frontier does not move within one).
+        let mut step: Vec<StepPartition> = Vec::new();
+        let mut last = 0;
         for (i, m) in msgs.iter_mut().enumerate() {
             let src = &self.sources[m.source];
-            let p = (src.topic.clone(), m.partition);
-            self.cp
-                .offsets
-                .entry(p.0.clone())
-                .or_default()
-                .insert(m.partition, m.offset + 1);
+            if !step
+                .get(last)
+                .is_some_and(|p| (p.source, p.partition) == (m.source, m.partition))
+            {
+                last = match step
+                    .iter()
+                    .position(|p| (p.source, p.partition) == (m.source, m.partition))
+                {
+                    Some(k) => k,
+                    None => {
+                        step.push(StepPartition {
+                            source: m.source,
+                            partition: m.partition,
+                            next: 0,
+                            max_ts: None,
+                        });
+                        step.len() - 1
+                    }
+                };
+            }
+            step[last].next = m.offset + 1;
             self.cp.counters.messages += 1;
             let Some(row) = m.row.take() else {
                 self.dead_letter(m, "undecodable", "empty message (no value)".into(), "");
@@ -949,9 +976,8 @@ impl Joiner {
                 self.dead_letter(m, "future-event-time", reason, "");
                 continue;
             }
-            self.last_seen.insert(p.clone(), now);
+            step[last].max_ts = Some(step[last].max_ts.map_or(ts, |t| t.max(ts)));
             let late = self.marks.is_late(ts);
-            self.marks.observe(&p, ts);
             if late {
                 self.cp.counters.late += 1;
                 let what = if src.is_event {
@@ -974,6 +1000,26 @@ impl Joiner {
                 late,
             });
         }
+        // The step's messages were read together: one clock reading marks them seen.
+        let now = Instant::now();
+        for sp in step {
+            let topic = &self.sources[sp.source].topic;
+            match self.cp.offsets.get_mut(topic) {
+                Some(o) => {
+                    o.insert(sp.partition, sp.next);
+                }
+                None => {
+                    self.cp
+                        .offsets
+                        .insert(topic.clone(), BTreeMap::from([(sp.partition, sp.next)]));
+                }
+            }
+            if let Some(ts) = sp.max_ts {
+                let p = (topic.clone(), sp.partition);
+                self.marks.observe(&p, ts);
+                self.last_seen.insert(p, now);
+            }
+        }
         for (s, rows) in per_source.into_iter().enumerate() {
             if rows.is_empty() {
                 continue;
@@ -983,7 +1029,13 @@ impl Joiner {
                     .columns
                     .iter()
                     .enumerate()
-                    .map(|(c, col)| to_array(&col.dtype, rows.iter().map(|r| r.values[c].clone())))
+                    .map(|(c, col)| {
+                        let mut b = ColumnBuilder::new(&col.dtype, rows.len());
+                        for r in &rows {
+                            b.append(&r.values[c])?;
+                        }
+                        b.finish()
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 let batch = RecordBatch::try_new(self.sources[s].schema.clone(), columns)
                     .map_err(|e| Error::Internal(e.to_string()))?;
@@ -993,12 +1045,13 @@ impl Joiner {
             }
             if self.sources[s].is_event {
                 for r in rows.into_iter().filter(|r| !r.late) {
-                    let m = &msgs[r.msg];
+                    // The message is done with once its event is queued.
+                    let m = &mut msgs[r.msg];
                     let e = PendingEvent {
                         ts: r.ts,
                         partition: m.partition,
                         offset: m.offset,
-                        key: m.key.clone(),
+                        key: m.key.take(),
                         values: r.values,
                     };
                     self.cp.counters.events += 1;
