@@ -919,9 +919,9 @@ impl Joiner {
         let mut last = 0;
         for (i, m) in msgs.iter_mut().enumerate() {
             let src = &self.sources[m.source];
-            if !step
+            if step
                 .get(last)
-                .is_some_and(|p| (p.source, p.partition) == (m.source, m.partition))
+                .is_none_or(|p| (p.source, p.partition) != (m.source, m.partition))
             {
                 last = match step
                     .iter()
