@@ -1421,35 +1421,45 @@ impl Joiner {
 
     /// Commits state, offsets and output together (see the module docs).
     pub fn checkpoint(&mut self) -> Result<(), Error> {
+        // The sample files are finished on the writer's thread while the state is gathered.
+        let files = match &mut self.writer {
+            Some(w) => Some(w.finish()?),
+            None => None,
+        };
         self.write_online()?;
         let frontier = self.marks.frontier();
         self.collect_garbage(frontier);
         let swept = self.sweep(frontier)?;
-        if let Some(w) = &mut self.writer {
-            w.finish()?;
-        }
-        let mut b = self.store.batch();
-        for (k, v) in &swept {
-            match v {
-                Some(v) => b.put(CF_KEYS, k, v)?,
-                None => b.delete(CF_KEYS, k)?,
-            }
-        }
+
+        // Keys go into the batch in key order: the memtable takes sorted inserts fastest.
+        let mut keys = swept;
         for (g, kb, e) in cached(&mut self.cache).filter(|(_, _, e)| e.dirty) {
             let key = state_key(self.groups[g].name(), kb);
             if e.rows.is_empty() {
-                b.delete(CF_KEYS, &key)?;
+                keys.push((key, None));
             } else {
-                b.put(CF_KEYS, &key, &e.rows.encode(&self.groups[g].codec)?)?;
+                keys.push((key, Some(e.rows.encode(&self.groups[g].codec)?)));
             }
             e.dirty = false;
         }
+        let mut events = Vec::with_capacity(self.event_changes.len());
         for (id, change) in std::mem::take(&mut self.event_changes) {
             match self.pending.get(&id) {
                 Some(e) if change != EventChange::Delete => {
-                    b.put(CF_EVENTS, &event_key(id), &e.encode(&self.event_codec)?)?
+                    events.push((event_key(id).to_vec(), Some(e.encode(&self.event_codec)?)))
                 }
-                _ => b.delete(CF_EVENTS, &event_key(id))?,
+                _ => events.push((event_key(id).to_vec(), None)),
+            }
+        }
+        let mut b = self.store.batch();
+        for (cf, mut changes) in [(CF_KEYS, keys), (CF_EVENTS, events)] {
+            // Stable: of two changes to one key, the later stays the later.
+            changes.sort_by(|a, b| a.0.cmp(&b.0));
+            for (k, v) in &changes {
+                match v {
+                    Some(v) => b.put(cf, k, v)?,
+                    None => b.delete(cf, k)?,
+                }
             }
         }
         let msgs = std::mem::take(&mut self.out_msgs);
@@ -1465,6 +1475,9 @@ impl Joiner {
             self.cp.max_ts.entry(t.clone()).or_default().insert(*p, *ts);
         }
         b.put_checkpoint(&self.cp)?;
+        if let Some(files) = files {
+            files.wait()?;
+        }
         b.commit(true)?;
         if !msgs.is_empty() {
             let next = self.outbox.deliver(&msgs)?;

@@ -246,17 +246,34 @@ impl SampleWriter {
         self.send(WriteOp::Batch(samples))
     }
 
-    /// Finishes the current checkpoint's files (synced and in place) and waits for them.
-    pub fn finish(&mut self) -> Result<(), Error> {
+    /// Starts finishing the current checkpoint's files (synced and in place); the returned
+    /// [`Finishing`] waits for them. Samples written after it go to the next checkpoint's.
+    pub fn finish(&mut self) -> Result<Finishing, Error> {
         if !self.started {
-            return Ok(());
+            return Ok(Finishing(None));
         }
         self.started = false;
         let (tx, rx) = sync_channel(1);
         self.send(WriteOp::Finish(tx))?;
-        rx.recv().map_err(|_| {
-            Error::Internal("the sample writer thread stopped (see the log for its panic)".into())
-        })?
+        Ok(Finishing(Some(rx)))
+    }
+}
+
+/// Files being finished.
+#[must_use = "a checkpoint commits only after its files are finished"]
+pub struct Finishing(Option<Receiver<Result<(), Error>>>);
+
+impl Finishing {
+    /// Waits until the files are finished, or why they could not be.
+    pub fn wait(self) -> Result<(), Error> {
+        match self.0 {
+            None => Ok(()),
+            Some(rx) => rx.recv().map_err(|_| {
+                Error::Internal(
+                    "the sample writer thread stopped (see the log for its panic)".into(),
+                )
+            })?,
+        }
     }
 }
 
@@ -327,14 +344,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut w = SampleWriter::start().unwrap();
         assert!(!w.started());
-        w.finish().unwrap(); // nothing written: nothing to finish
+        w.finish().unwrap().wait().unwrap(); // nothing written: nothing to finish
         let open = |name: &str| {
             PartitionedWriter::new(dir.path(), &schema(), 0, BTreeMap::new()).with_file_name(name)
         };
         w.begin(open("a.parquet")).unwrap();
         w.write(batch(&[0, 1, DAY])).unwrap();
         w.write(batch(&[DAY + 5])).unwrap();
-        w.finish().unwrap();
+        w.finish().unwrap().wait().unwrap();
         assert_eq!(
             files(dir.path()),
             ["dt=1970-01-01/a.parquet", "dt=1970-01-02/a.parquet"]
@@ -355,7 +372,7 @@ mod tests {
         // The next checkpoint's file.
         w.begin(open("b.parquet")).unwrap();
         w.write(batch(&[2 * DAY])).unwrap();
-        w.finish().unwrap();
+        w.finish().unwrap().wait().unwrap();
         assert_eq!(files(dir.path()).len(), 3);
     }
 
@@ -371,7 +388,7 @@ mod tests {
         w.write(batch(&[DAY])).unwrap();
         // Samples going back a day are refused by the file writer.
         w.write(batch(&[0])).unwrap();
-        let err = w.finish().unwrap_err().to_string();
+        let err = w.finish().unwrap().wait().unwrap_err().to_string();
         assert!(err.contains("not in event-time order"), "{err}");
         assert!(
             files(dir.path()).iter().all(|f| !f.ends_with("a.parquet")),
