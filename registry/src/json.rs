@@ -139,8 +139,15 @@ impl<'de> serde::de::Visitor<'de> for RowSeed<'_> {
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut values = vec![Value::Null; self.columns.len()];
+        // Rows usually list their fields in column order: the next column is tried first.
+        let mut next = 0;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            match self.columns.iter().position(|c| c.name == key.as_ref()) {
+            let at = match self.columns.get(next) {
+                Some(c) if c.name == key.as_ref() => Some(next),
+                _ => self.columns.iter().position(|c| c.name == key.as_ref()),
+            };
+            next = at.map_or(0, |i| i + 1);
+            match at {
                 Some(i) => values[i] = map.next_value_seed(ValueSeed(&self.columns[i].dtype))?,
                 None => {
                     // Parsed, not skipped: a value the plain decoder rejects (a lone
@@ -378,6 +385,8 @@ mod tests {
             r#"{"s":"\ud800"}"#,
             r#"{"zz":"\ud800","i":1}"#,
             r#"{"zz":[1,"\udfff"],"i":1}"#,
+            r#"{"l":null,"t":1,"s":"a","d":1,"i":2,"b":true}"#,
+            r#"{"b":true,"b":false,"i":1,"zz":0,"i":3,"d":2,"b":null}"#,
         ];
         let deep = format!(r#"{{"i":1,"zz":{}{}}}"#, "[".repeat(200), "]".repeat(200));
         for input in inputs.iter().copied().chain([deep.as_str()]) {
