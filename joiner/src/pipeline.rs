@@ -113,11 +113,8 @@ fn read_steps(
     stop: &AtomicBool,
     steps: &SyncSender<Vec<Msg>>,
 ) {
-    let by_topic: std::collections::HashMap<&str, usize> = sources
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.topic.as_str(), i))
-        .collect();
+    // The source of the message before is tried first: fetches come a partition at a time.
+    let mut last = 0;
     while !stop.load(Ordering::Relaxed) {
         let mut step = Vec::new();
         while step.len() < max_batch {
@@ -134,9 +131,15 @@ fn read_steps(
                     break;
                 }
                 Some(Ok(m)) => {
-                    let Some(&source) = by_topic.get(m.topic()) else {
-                        continue;
+                    let topic = m.topic();
+                    let source = match sources.get(last) {
+                        Some(s) if s.topic == topic => last,
+                        _ => match sources.iter().position(|s| s.topic == topic) {
+                            Some(i) => i,
+                            None => continue,
+                        },
                     };
+                    last = source;
                     let row = m.payload().map(|p| decode_row(&sources[source].columns, p));
                     step.push(Msg {
                         source,
