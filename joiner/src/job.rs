@@ -714,6 +714,7 @@ impl Joiner {
             clock = now;
         };
         let mut times = [Duration::ZERO; 4];
+        let mut waited_at_end = false;
         loop {
             if stop.load(Ordering::Relaxed) {
                 tracing::info!("stopping: committing a last checkpoint");
@@ -734,6 +735,15 @@ impl Joiner {
                 self.emit()?;
                 self.checkpoint()?;
                 break;
+            }
+            if got {
+                waited_at_end = false;
+            } else if !waited_at_end && self.ends.is_some() && self.short_of_end().is_empty() {
+                // A bounded run read to its end offsets waits to see nothing more come: it
+                // commits what it has meanwhile, so only the samples the end releases are
+                // left for the last checkpoint.
+                waited_at_end = true;
+                self.checkpoint()?;
             }
             if self.last_checkpoint.elapsed() >= self.cfg.checkpoint_interval {
                 self.checkpoint()?;
@@ -807,19 +817,15 @@ impl Joiner {
     /// its end offset (or empty) and a fetch past it empty; or nothing received for a long
     /// while (the offsets left hold no records).
     fn at_end(&mut self, got: bool) -> bool {
-        let Some(ends) = &self.ends else {
+        if self.ends.is_none() {
             return false;
-        };
-        let short: Vec<(&InputPartition, i64, i64)> = ends
-            .iter()
-            .filter(|(p, (low, high))| low < high && self.next_offset(p) < *high)
-            .map(|(p, (_, high))| (p, self.next_offset(p), *high))
-            .collect();
+        }
         if got {
             self.quiet_since = None;
             return false;
         }
         let quiet = self.quiet_since.get_or_insert_with(Instant::now).elapsed();
+        let short = self.short_of_end();
         if short.is_empty() {
             return quiet >= END_QUIET;
         }
@@ -830,6 +836,17 @@ impl Joiner {
             return true;
         }
         false
+    }
+
+    /// A bounded run's partitions not yet read to the end offsets present at its start: each
+    /// with its next offset and end offset.
+    fn short_of_end(&self) -> Vec<(&InputPartition, i64, i64)> {
+        self.ends
+            .iter()
+            .flatten()
+            .filter(|(p, (low, high))| low < high && self.next_offset(p) < *high)
+            .map(|(p, (_, high))| (p, self.next_offset(p), *high))
+            .collect()
     }
 
     /// A partition is idle when nothing decodable came from it for the idle timeout and it
