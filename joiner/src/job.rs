@@ -12,12 +12,14 @@
 //!    tie order: the registry's compiled group, the batch engine's code); queue label events;
 //! 4. **advance** the frontier to the watermark and **emit** every queued event before it, in
 //!    event-time order, through the registry's compiled spec (as-of with TTL, window folds,
-//!    transforms); then garbage-collect the keys touched;
-//! 5. at a **checkpoint**: write the online values of changed keys, finish the Parquet file of
-//!    the samples since the last checkpoint (the [`crate::pipeline::SampleWriter`] encodes it
-//!    on its own thread as samples are made) or queue Kafka messages in the outbox, commit
-//!    state + pending events + outbox + offsets + frontier in one synced RocksDB batch, then
-//!    deliver the outbox and record where it landed.
+//!    transforms);
+//! 5. at a **checkpoint**: write the online values of changed keys, collect the garbage of
+//!    keys (those in memory, and a slice of the stored ones), finish the Parquet files of the
+//!    samples since the last checkpoint (the [`crate::pipeline::SampleWriter`] encodes them on
+//!    its own thread as samples are made, and publishes them when finished) or queue Kafka
+//!    messages in the outbox, commit state + pending events + outbox + offsets + frontier in
+//!    one synced RocksDB batch, then deliver the outbox and record where it landed. A joiner
+//!    that stopped on an error refuses to go on; its state folder, opened again, resumes.
 //!
 //! After a crash the joiner resumes from the last checkpoint: Parquet files numbered past it
 //! are deleted (they were never committed), outbox messages already in their topic (found by
@@ -178,7 +180,8 @@ fn cached(cache: &mut [KeyCache]) -> impl Iterator<Item = (usize, &KeyBytes, &mu
 struct Entry {
     key: Vec<Value>,
     rows: KeyRows,
-    /// A window group's on-time rows as folds read them, until the rows change.
+    /// A window group's on-time rows as folds read them: built by the first fold, kept up to
+    /// date by inserts, dropped when garbage collection removes rows.
     window: Option<WindowRows>,
     /// Changed since the last checkpoint.
     dirty: bool,
@@ -225,7 +228,9 @@ pub struct Joiner {
     registry_version: u64,
     kafka: Kafka,
     consumer: Arc<BaseConsumer>,
-    /// Reads and decodes steps ahead of the loop (started by the first read).
+    /// Reads and decodes steps ahead of the loop (started by the first read). It lives as
+    /// long as the joiner: steps it has read and the loop has not applied are past the
+    /// consumer's position, so a new reader would skip them.
     reader: Option<Reader>,
     /// Writes the Parquet sink's files.
     writer: Option<SampleWriter>,
@@ -261,6 +266,8 @@ pub struct Joiner {
     phase_seconds: BTreeMap<String, f64>,
     /// The summary as of the last checkpoint, for metrics.
     status: Arc<std::sync::Mutex<Summary>>,
+    /// Stopped on an error: see [`Joiner::usable`].
+    failed: bool,
 }
 
 fn fingerprints(defs: &Definitions, spec: &CompiledSpec) -> String {
@@ -611,6 +618,7 @@ impl Joiner {
             sweep_from: None,
             phase_seconds: BTreeMap::new(),
             status: Arc::default(),
+            failed: false,
         };
         joiner.remove_uncommitted_files()?;
         joiner.recover_outbox()?;
@@ -707,6 +715,15 @@ impl Joiner {
     /// Runs until the end offsets (bounded runs) or until `stop` is set; commits on the way
     /// out.
     pub fn run(&mut self, stop: &AtomicBool) -> Result<Summary, Error> {
+        self.usable()?;
+        let result = self.run_loop(stop);
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+
+    fn run_loop(&mut self, stop: &AtomicBool) -> Result<Summary, Error> {
         let mut clock = Instant::now();
         let mut lap = |phase: usize, times: &mut [Duration; 4]| {
             let now = Instant::now();
@@ -1186,7 +1203,7 @@ impl Joiner {
         }
     }
 
-    /// Emits the samples of queued events before the frontier, then collects garbage.
+    /// Emits the samples of queued events before the frontier.
     fn emit(&mut self) -> Result<(), Error> {
         let f = self.marks.frontier();
         let later = self.pending.split_off(&(f, i32::MIN, i64::MIN));
@@ -1212,7 +1229,7 @@ impl Joiner {
         // The base columns are built in place: the events' columns, then each join's.
         let mut builders = spec.base_builders(events.len());
         for e in &events {
-            for (b, v) in builders.iter_mut().zip(&e.values) {
+            for (b, v) in builders[..n_cols].iter_mut().zip(&e.values) {
                 b.append(v)?;
             }
         }
@@ -1220,7 +1237,7 @@ impl Joiner {
         for j in 0..self.joins.len() {
             let g = self.joins[j].group;
             let compiled = self.groups[g].compiled.clone();
-            let event_keys = std::mem::take(&mut self.joins[j].event_keys);
+            let event_keys = self.joins[j].event_keys.clone();
             let width = compiled.features().len();
             let cols = &mut builders[at..at + width];
             at += width;
@@ -1273,7 +1290,6 @@ impl Joiner {
                     }
                 }
             }
-            self.joins[j].event_keys = event_keys;
             let alias = &self.joins[j].alias;
             *self.cp.counters.no_row.entry(alias.clone()).or_default() += no_row;
             *self.cp.counters.expired.entry(alias.clone()).or_default() += expired;
@@ -1438,11 +1454,26 @@ impl Joiner {
 
     /// Commits state, offsets and output together (see the module docs).
     pub fn checkpoint(&mut self) -> Result<(), Error> {
-        // The sample files are finished on the writer's thread while the state is gathered.
-        let files = match &mut self.writer {
-            Some(w) => Some(w.finish()?),
-            None => None,
-        };
+        self.usable()?;
+        let result = self.commit_checkpoint();
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+
+    /// A joiner that stopped on an error may hold a half-applied step or a half-made
+    /// checkpoint: it refuses to go on (its state folder, opened again, resumes correctly).
+    fn usable(&self) -> Result<(), Error> {
+        if self.failed {
+            return Err(Error::Internal(
+                "this joiner stopped on an error; open its state folder again to go on".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn commit_checkpoint(&mut self) -> Result<(), Error> {
         self.write_online()?;
         let frontier = self.marks.frontier();
         self.collect_garbage(frontier);
@@ -1492,10 +1523,20 @@ impl Joiner {
             self.cp.max_ts.entry(t.clone()).or_default().insert(*p, *ts);
         }
         b.put_checkpoint(&self.cp)?;
-        if let Some(files) = files {
-            files.wait()?;
+        // The sample files are finished (their last rows encoded on the writer's thread while
+        // the batch is built) and in place before the checkpoint that counts them commits.
+        let files = match &mut self.writer {
+            Some(w) => w.finish()?,
+            None => Vec::new(),
+        };
+        if let Err(e) = b.commit(true) {
+            for f in files {
+                if let Err(re) = std::fs::remove_file(&f) {
+                    tracing::warn!(file = %f.display(), error = %re, "cannot remove the file of a failed checkpoint; the next start removes it");
+                }
+            }
+            return Err(e);
         }
-        b.commit(true)?;
         if !msgs.is_empty() {
             let next = self.outbox.deliver(&msgs)?;
             self.record_delivered(next);

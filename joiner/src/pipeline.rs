@@ -10,9 +10,10 @@
 //! applied. Steps read ahead and not yet applied stay queued for the loop; the consumer's
 //! position never counts, the checkpoint's offsets do.
 
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -26,7 +27,8 @@ use rdkafka::consumer::BaseConsumer;
 
 use crate::Error;
 
-/// Steps read ahead of the loop at most.
+/// Steps queued for the loop at most (the reader holds one more while it waits to hand it
+/// over).
 const READ_AHEAD: usize = 2;
 /// Sample batches queued for the writer at most.
 const WRITE_AHEAD: usize = 64;
@@ -161,57 +163,77 @@ fn read_steps(
 enum WriteOp {
     Start(Box<PartitionedWriter>),
     Batch(RecordBatch),
-    Finish(SyncSender<Result<(), Error>>),
+    Finish(SyncSender<Result<Vec<PathBuf>, Error>>),
+}
+
+/// What the writer thread shares with the loop: the first error of the current files (so the
+/// loop stops at once instead of at the checkpoint), and a request to drop everything queued.
+#[derive(Default)]
+struct WriterShared {
+    failed: Mutex<Option<String>>,
+    abort: AtomicBool,
 }
 
 /// The thread that writes a checkpoint's sample files.
 pub struct SampleWriter {
     ops: Option<SyncSender<WriteOp>>,
     thread: Option<JoinHandle<()>>,
+    shared: Arc<WriterShared>,
     /// A file is open for the current checkpoint.
     started: bool,
+}
+
+fn write_ops(ops: Receiver<WriteOp>, shared: &WriterShared) {
+    let mut open: Option<Box<PartitionedWriter>> = None;
+    let fail = |e: String| {
+        if let Ok(mut f) = shared.failed.lock() {
+            f.get_or_insert(e);
+        }
+    };
+    for op in ops {
+        if shared.abort.load(Ordering::Relaxed) {
+            // Dropping the files removes every temporary file; nothing is published.
+            return;
+        }
+        match op {
+            WriteOp::Start(w) => open = Some(w),
+            WriteOp::Batch(b) => {
+                if let Some(w) = open.as_mut()
+                    && let Err(e) = w.write(&b)
+                {
+                    fail(e.to_string());
+                    open = None;
+                }
+            }
+            WriteOp::Finish(reply) => {
+                let failed = shared.failed.lock().ok().and_then(|mut f| f.take());
+                let result = match (failed, open.take()) {
+                    (Some(e), _) => Err(Error::Output(e)),
+                    (None, Some(w)) => w
+                        .finish()
+                        .map(|written| written.into_iter().map(|(p, _)| p).collect())
+                        .map_err(|e| Error::Output(e.to_string())),
+                    (None, None) => Ok(Vec::new()),
+                };
+                let _ = reply.send(result);
+            }
+        }
+    }
 }
 
 impl SampleWriter {
     pub fn start() -> Result<Self, Error> {
         let (tx, rx) = sync_channel::<WriteOp>(WRITE_AHEAD);
+        let shared = Arc::new(WriterShared::default());
+        let on_thread = shared.clone();
         let thread = std::thread::Builder::new()
             .name("fstore-write".into())
-            .spawn(move || {
-                let mut open: Option<Box<PartitionedWriter>> = None;
-                let mut failed: Option<Error> = None;
-                for op in rx {
-                    match op {
-                        WriteOp::Start(w) => {
-                            open = Some(w);
-                            failed = None;
-                        }
-                        WriteOp::Batch(b) => {
-                            if failed.is_none()
-                                && let Some(w) = open.as_mut()
-                                && let Err(e) = w.write(&b)
-                            {
-                                failed = Some(Error::Output(e.to_string()));
-                            }
-                        }
-                        WriteOp::Finish(reply) => {
-                            let result = match (failed.take(), open.take()) {
-                                (Some(e), _) => Err(e),
-                                (None, Some(w)) => w
-                                    .finish()
-                                    .map(|_| ())
-                                    .map_err(|e| Error::Output(e.to_string())),
-                                (None, None) => Ok(()),
-                            };
-                            let _ = reply.send(result);
-                        }
-                    }
-                }
-            })
+            .spawn(move || write_ops(rx, &on_thread))
             .map_err(|e| Error::Internal(format!("cannot start the writer thread: {e}")))?;
         Ok(SampleWriter {
             ops: Some(tx),
             thread: Some(thread),
+            shared,
             started: false,
         })
     }
@@ -220,11 +242,7 @@ impl SampleWriter {
         self.ops
             .as_ref()
             .and_then(|o| o.send(op).ok())
-            .ok_or_else(|| {
-                Error::Internal(
-                    "the sample writer thread stopped (see the log for its panic)".into(),
-                )
-            })
+            .ok_or_else(stopped)
     }
 
     /// Whether the current checkpoint's files are open.
@@ -239,50 +257,42 @@ impl SampleWriter {
         Ok(())
     }
 
-    /// Appends samples to the current checkpoint's files.
+    /// Appends samples to the current checkpoint's files; fails as soon as writing them has
+    /// failed.
     pub fn write(&mut self, samples: RecordBatch) -> Result<(), Error> {
         if !self.started {
             return Err(Error::Internal(
                 "samples written before their files were opened".into(),
             ));
         }
+        if let Some(e) = self.shared.failed.lock().ok().and_then(|f| f.clone()) {
+            return Err(Error::Output(e));
+        }
         self.send(WriteOp::Batch(samples))
     }
 
-    /// Starts finishing the current checkpoint's files (synced and in place); the returned
-    /// [`Finishing`] waits for them. Samples written after it go to the next checkpoint's.
-    pub fn finish(&mut self) -> Result<Finishing, Error> {
+    /// Finishes the current checkpoint's files: waits until they are synced and renamed into
+    /// place, and returns them. Samples written after it go to the next checkpoint's files.
+    pub fn finish(&mut self) -> Result<Vec<PathBuf>, Error> {
         if !self.started {
-            return Ok(Finishing(None));
+            return Ok(Vec::new());
         }
         self.started = false;
         let (tx, rx) = sync_channel(1);
         self.send(WriteOp::Finish(tx))?;
-        Ok(Finishing(Some(rx)))
+        rx.recv().map_err(|_| stopped())?
     }
 }
 
-/// Files being finished.
-#[must_use = "a checkpoint commits only after its files are finished"]
-pub struct Finishing(Option<Receiver<Result<(), Error>>>);
-
-impl Finishing {
-    /// Waits until the files are finished, or why they could not be.
-    pub fn wait(self) -> Result<(), Error> {
-        match self.0 {
-            None => Ok(()),
-            Some(rx) => rx.recv().map_err(|_| {
-                Error::Internal(
-                    "the sample writer thread stopped (see the log for its panic)".into(),
-                )
-            })?,
-        }
-    }
+fn stopped() -> Error {
+    Error::Internal("the sample writer thread stopped (see the log for its panic)".into())
 }
 
 impl Drop for SampleWriter {
-    /// Files not finished are abandoned (their temporary files removed).
+    /// Files not finished are dropped unpublished (their temporary files removed), and
+    /// samples still queued are not written.
     fn drop(&mut self) {
+        self.shared.abort.store(true, Ordering::Relaxed);
         drop(self.ops.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -347,14 +357,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut w = SampleWriter::start().unwrap();
         assert!(!w.started());
-        w.finish().unwrap().wait().unwrap(); // nothing written: nothing to finish
+        w.finish().unwrap(); // nothing written: nothing to finish
         let open = |name: &str| {
             PartitionedWriter::new(dir.path(), &schema(), 0, BTreeMap::new()).with_file_name(name)
         };
         w.begin(open("a.parquet")).unwrap();
         w.write(batch(&[0, 1, DAY])).unwrap();
         w.write(batch(&[DAY + 5])).unwrap();
-        w.finish().unwrap().wait().unwrap();
+        w.finish().unwrap();
         assert_eq!(
             files(dir.path()),
             ["dt=1970-01-01/a.parquet", "dt=1970-01-02/a.parquet"]
@@ -375,7 +385,7 @@ mod tests {
         // The next checkpoint's file.
         w.begin(open("b.parquet")).unwrap();
         w.write(batch(&[2 * DAY])).unwrap();
-        w.finish().unwrap().wait().unwrap();
+        w.finish().unwrap();
         assert_eq!(files(dir.path()).len(), 3);
     }
 
@@ -389,9 +399,20 @@ mod tests {
         )
         .unwrap();
         w.write(batch(&[DAY])).unwrap();
-        // Samples going back a day are refused by the file writer.
+        // Samples going back a day are refused by the file writer; later writes fail as soon
+        // as the writer has seen it.
         w.write(batch(&[0])).unwrap();
-        let err = w.finish().unwrap().wait().unwrap_err().to_string();
+        let mut early = None;
+        for _ in 0..1000 {
+            if let Err(e) = w.write(batch(&[2 * DAY])) {
+                early = Some(e.to_string());
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let early = early.expect("a write after the failure fails");
+        assert!(early.contains("not in event-time order"), "{early}");
+        let err = w.finish().unwrap_err().to_string();
         assert!(err.contains("not in event-time order"), "{err}");
         assert!(
             files(dir.path()).iter().all(|f| !f.ends_with("a.parquet")),
@@ -400,5 +421,17 @@ mod tests {
         );
         // Writing before a file is opened is refused.
         assert!(w.write(batch(&[0])).is_err());
+
+        // A writer dropped with samples queued publishes nothing and leaves no file.
+        w.begin(
+            PartitionedWriter::new(dir.path(), &schema(), 0, BTreeMap::new())
+                .with_file_name("b.parquet"),
+        )
+        .unwrap();
+        for d in 0..20 {
+            w.write(batch(&[d * DAY, d * DAY + 1])).unwrap();
+        }
+        drop(w);
+        assert!(files(dir.path()).is_empty(), "{:?}", files(dir.path()));
     }
 }

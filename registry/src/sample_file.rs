@@ -2,9 +2,9 @@
 //! `OUT/dt=YYYY-MM-DD/FILE.parquet`, one file per event date (UTC), the schema carrying the
 //! spec's name, registry version and fingerprint. `fstore sample` writes `part-00000.parquet`
 //! per date; the joiner one file per checkpoint. Each file is written to a hidden temporary
-//! name in its partition folder, synced and renamed over the old one, so a file is replaced
-//! atomically and a failed or killed run leaves no partial file visible (readers skip
-//! dot-files).
+//! name in its partition folder and synced; [`PartitionedWriter::finish`] renames them all over
+//! the old ones, so files are replaced atomically, none shows before the writer is finished,
+//! and a failed or killed run leaves no partial file visible (readers skip dot-files).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -69,7 +69,14 @@ pub struct PartitionedWriter {
     props: WriterProperties,
     file_name: String,
     open: Option<OpenPartition>,
-    written: Vec<(PathBuf, usize)>,
+    /// Dates written and synced under their temporary names, published by `finish`.
+    closed: Vec<Closed>,
+}
+
+struct Closed {
+    dir: PathBuf,
+    tmp: PathBuf,
+    rows: usize,
 }
 
 struct OpenPartition {
@@ -103,7 +110,7 @@ impl PartitionedWriter {
             props,
             file_name: PART_FILE.to_string(),
             open: None,
-            written: Vec::new(),
+            closed: Vec::new(),
         }
     }
 
@@ -174,27 +181,23 @@ impl PartitionedWriter {
         Ok(())
     }
 
-    /// Finishes the open partition: sync the file, rename it over the old one, sync the folder.
+    /// Finishes the open partition's file and syncs it, under its temporary name.
     fn close(&mut self) -> Result<()> {
         let Some(open) = self.open.take() else {
             return Ok(());
         };
         let tmp = open.tmp.clone();
-        let io =
-            |what: &str, e: std::io::Error| Error::Output(format!("{what} {}: {e}", tmp.display()));
-        let result = (|| {
-            let file = open.writer.into_inner().map_err(internal)?;
-            file.sync_all().map_err(|e| io("sync", e))?;
-            let final_path = open.dir.join(&self.file_name);
-            fs::rename(&tmp, &final_path).map_err(|e| io("rename", e))?;
-            File::open(&open.dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| io("sync dir of", e))?;
-            Ok(final_path)
-        })();
+        let result = open.writer.into_inner().map_err(internal).and_then(|file| {
+            file.sync_all()
+                .map_err(|e| Error::Output(format!("sync {}: {e}", tmp.display())))
+        });
         match result {
-            Ok(path) => {
-                self.written.push((path, open.rows));
+            Ok(()) => {
+                self.closed.push(Closed {
+                    dir: open.dir,
+                    tmp,
+                    rows: open.rows,
+                });
                 Ok(())
             }
             Err(e) => {
@@ -204,25 +207,110 @@ impl PartitionedWriter {
         }
     }
 
-    /// Closes the last partition; returns every partition written and its row count.
+    /// Closes the last partition and renames every file over the old one (syncing their
+    /// folders); returns every partition written and its row count.
     pub fn finish(mut self) -> Result<Vec<(PathBuf, usize)>> {
         self.close()?;
-        Ok(std::mem::take(&mut self.written))
+        let mut written = Vec::with_capacity(self.closed.len());
+        while let Some(c) = self.closed.first() {
+            let final_path = c.dir.join(&self.file_name);
+            fs::rename(&c.tmp, &final_path)
+                .and_then(|()| File::open(&c.dir).and_then(|d| d.sync_all()))
+                .map_err(|e| Error::Output(format!("publish {}: {e}", c.tmp.display())))?;
+            written.push((final_path, c.rows));
+            self.closed.remove(0);
+        }
+        Ok(written)
     }
 }
 
 impl Drop for PartitionedWriter {
-    /// A job that failed leaves its unfinished partition's temporary file behind no longer.
+    /// A job that failed leaves none of its unpublished files behind.
     fn drop(&mut self) {
         if let Some(open) = self.open.take() {
             let _ = fs::remove_file(&open.tmp);
+        }
+        for c in &self.closed {
+            let _ = fs::remove_file(&c.tmp);
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::event_date;
+    use super::*;
+    use arrow::array::TimestampMicrosecondArray;
+    use arrow::datatypes::{DataType, Field, TimeUnit};
+
+    const DAY: i64 = 86_400_000_000;
+
+    fn visible(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for d in fs::read_dir(dir).into_iter().flatten().flatten() {
+            for f in fs::read_dir(d.path()).unwrap().flatten() {
+                let name = f.file_name().to_string_lossy().into_owned();
+                if !name.starts_with('.') {
+                    out.push(format!("{}/{name}", d.file_name().to_string_lossy()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn all_files(dir: &Path) -> usize {
+        fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|d| fs::read_dir(d.path()).unwrap().count())
+            .sum()
+    }
+
+    #[test]
+    fn files_show_only_when_the_writer_is_finished() {
+        let schema = Schema::new(vec![Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        )]);
+        let batch = |ts: Vec<i64>| {
+            RecordBatch::try_new(
+                Arc::new(schema.clone()),
+                vec![Arc::new(
+                    TimestampMicrosecondArray::from(ts).with_timezone("UTC"),
+                )],
+            )
+            .unwrap()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = PartitionedWriter::new(dir.path(), &schema, 0, BTreeMap::new());
+        w.write(&batch(vec![0, 1])).unwrap();
+        w.write(&batch(vec![DAY, 2 * DAY])).unwrap();
+        // Two dates closed, one open: written, synced, not yet visible.
+        assert_eq!(all_files(dir.path()), 3);
+        assert!(visible(dir.path()).is_empty(), "{:?}", visible(dir.path()));
+        let written = w.finish().unwrap();
+        assert_eq!(
+            written.iter().map(|(_, rows)| *rows).collect::<Vec<_>>(),
+            [2, 1, 1]
+        );
+        assert_eq!(
+            visible(dir.path()),
+            [
+                "dt=1970-01-01/part-00000.parquet",
+                "dt=1970-01-02/part-00000.parquet",
+                "dt=1970-01-03/part-00000.parquet"
+            ]
+        );
+
+        // A writer dropped unfinished leaves nothing behind.
+        let other = tempfile::tempdir().unwrap();
+        let mut w = PartitionedWriter::new(other.path(), &schema, 0, BTreeMap::new());
+        w.write(&batch(vec![0, DAY])).unwrap();
+        drop(w);
+        assert_eq!(all_files(other.path()), 0);
+    }
 
     #[test]
     fn dates_are_utc_calendar_days() {
