@@ -1170,3 +1170,161 @@ async fn stream_samples_reproduce_the_contract_vectors() {
     assert_eq!(columns.len(), 12);
     assert_same(&got, &want, Some(&columns));
 }
+
+/// A feature expression or a transform that fails at run time (here an integer division by
+/// zero) dead-letters just the row or event at fault: the other rows still feed their keys and
+/// the other events still make their samples, with the values the definitions give.
+#[tokio::test]
+async fn rows_and_events_whose_expressions_fail_are_dead_lettered_alone() {
+    let Some(brokers) = service("FSTORE_KAFKA_BROKERS") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let defs = work.path().join("defs");
+    fs::create_dir_all(&defs).unwrap();
+    fs::write(
+        defs.join("defs.sql"),
+        "CREATE ENTITY user KEY (user_id STRING);
+         CREATE SOURCE ev (request_id INT64, user_id STRING, ts TIMESTAMP, x INT64, y BOOLEAN)
+             EVENT TIME ts KAFKA TOPIC 'ev';
+         CREATE SOURCE rows (user_id STRING, ts TIMESTAMP, a INT64, b INT64)
+             EVENT TIME ts KAFKA TOPIC 'rows';
+         CREATE FEATURE GROUP g ON user FROM rows AS SELECT a / b AS q, a;
+         CREATE SAMPLE SPEC s FROM ev JOIN g LABEL y
+         AS SELECT request_id, user_id, ts, y, q, a, 10 / x AS t;",
+    )
+    .unwrap();
+    let registry = work.path().join("registry");
+    let applied = fstore(
+        &[
+            "apply",
+            defs.to_str().unwrap(),
+            "--registry",
+            registry.to_str().unwrap(),
+        ],
+        work.path(),
+    );
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    let (ev, rows, dead) = (unique("fail-ev"), unique("fail-rows"), unique("fail-dead"));
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    let created = admin
+        .create_topics(
+            &[
+                NewTopic::new(&ev, 1, TopicReplication::Fixed(1)),
+                NewTopic::new(&rows, 1, TopicReplication::Fixed(1)),
+            ],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    let msg =
+        |topic: &str, key: &str, json: &str| (topic.to_string(), key.to_string(), json.to_string());
+    let bad_row = r#"{"user_id":"u2","ts":"2024-01-01T00:00:00Z","a":1,"b":0}"#;
+    let bad_event = r#"{"request_id":3,"user_id":"u1","ts":"2024-01-01T00:02:00Z","x":0,"y":true}"#;
+    produce(
+        &brokers,
+        &[
+            msg(
+                &rows,
+                "u1",
+                r#"{"user_id":"u1","ts":"2024-01-01T00:00:00Z","a":6,"b":2}"#,
+            ),
+            msg(&rows, "u2", bad_row),
+            msg(
+                &ev,
+                "u1",
+                r#"{"request_id":1,"user_id":"u1","ts":"2024-01-01T00:01:00Z","x":1,"y":true}"#,
+            ),
+            msg(
+                &ev,
+                "u2",
+                r#"{"request_id":2,"user_id":"u2","ts":"2024-01-01T00:01:00Z","x":2,"y":false}"#,
+            ),
+            msg(&ev, "u1", bad_event),
+        ],
+    )
+    .await;
+    let out = work.path().join("samples");
+    let run = Command::new(env!("CARGO_BIN_EXE_fstore"))
+        .current_dir(work.path())
+        .env_remove("FSTORE_REGISTRY")
+        .args(["join", "s", "--registry"])
+        .arg(&registry)
+        .args(["--brokers", &brokers, "--state"])
+        .arg(work.path().join("state"))
+        .arg("--sink")
+        .arg(format!("parquet://{}", out.display()))
+        .args(["--dead-letter", &dead, "--until-end", "--lateness", "1h"])
+        .args([
+            "--topic",
+            &format!("ev={ev}"),
+            "--topic",
+            &format!("rows={rows}"),
+        ])
+        .output()
+        .unwrap();
+    let summary = ok(&run);
+    assert!(summary.contains(", 2 dead letters, 0 late"), "{summary}");
+
+    let samples = by_request_id(&read_parquet_dir(&out));
+    let cell = |id: i64, name: &str| {
+        samples[&id]
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    assert_eq!(samples.keys().copied().collect::<Vec<_>>(), [1, 2]);
+    // u1's row: 6 / 2; u2's only row failed, so u2 has no row.
+    assert_eq!(cell(1, "q"), Value::Int64(3));
+    assert_eq!(cell(1, "a"), Value::Int64(6));
+    assert_eq!(cell(1, "t"), Value::Int64(10));
+    assert_eq!(cell(2, "q"), Value::Null);
+    assert_eq!(cell(2, "a"), Value::Null);
+    assert_eq!(cell(2, "t"), Value::Int64(5));
+
+    let dead = consume_all(&brokers, &dead);
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    let find = |kind: &str| {
+        dead.iter()
+            .find(|d| d.2["fstore-kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} dead letter in {dead:?}"))
+    };
+    let expression = find("expression");
+    assert_eq!(expression.1, bad_row.as_bytes(), "the original bytes");
+    assert_eq!(expression.0.as_deref(), Some(&b"u2"[..]));
+    assert_eq!(expression.2["fstore-topic"], rows);
+    let reason = &expression.2["fstore-reason"];
+    assert!(
+        reason.contains("group \"g\": expression failed") && reason.contains("Divide by zero"),
+        "{reason}"
+    );
+    let transform = find("transform");
+    assert_eq!(transform.2["fstore-topic"], ev);
+    assert_eq!(transform.2["fstore-offset"], "2");
+    let reason = &transform.2["fstore-reason"];
+    assert!(
+        reason.contains("spec \"s\": a transform failed") && reason.contains("Divide by zero"),
+        "{reason}"
+    );
+    // The event's row as the joiner read it.
+    let row = fstore_registry::json::decode_row(
+        &[
+            fstore_registry::model::Column {
+                name: "request_id".into(),
+                dtype: fstore_registry::DataType::Int64,
+            },
+            fstore_registry::model::Column {
+                name: "x".into(),
+                dtype: fstore_registry::DataType::Int64,
+            },
+        ],
+        &transform.1,
+    )
+    .unwrap();
+    assert_eq!(row, [Value::Int64(3), Value::Int64(0)]);
+}
