@@ -13,8 +13,6 @@ use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use fstore_registry::codec::Value;
 use fstore_registry::rows::value_at;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -48,25 +46,17 @@ impl Setup {
             .map(|(t, _)| (t.to_string(), unique(&format!("join-{t}"))))
             .collect();
         let dead_letter = unique("join-dead");
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .create()
-            .unwrap();
-        let new: Vec<NewTopic<'_>> = TABLES
+        let new: Vec<(&str, i32)> = TABLES
             .iter()
             .map(|(t, _)| {
                 let n = partitions
                     .iter()
                     .find(|(name, _)| name == t)
                     .map_or(1, |(_, n)| *n);
-                NewTopic::new(&topics[*t], n, TopicReplication::Fixed(1))
+                (topics[*t].as_str(), n)
             })
             .collect();
-        let created = admin
-            .create_topics(&new, &AdminOptions::new())
-            .await
-            .unwrap();
-        assert!(created.iter().all(Result::is_ok), "{created:?}");
+        crate::support::create_topics(brokers, &new).await;
         Setup {
             brokers: brokers.to_string(),
             work,
@@ -1194,33 +1184,9 @@ async fn rows_and_events_whose_expressions_fail_are_dead_lettered_alone() {
          AS SELECT request_id, user_id, ts, y, q, a, 10 / x AS t;",
     )
     .unwrap();
-    let registry = work.path().join("registry");
-    let applied = fstore(
-        &[
-            "apply",
-            defs.to_str().unwrap(),
-            "--registry",
-            registry.to_str().unwrap(),
-        ],
-        work.path(),
-    );
-    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    let registry = crate::support::apply(work.path(), &defs, "registry");
     let (ev, rows, dead) = (unique("fail-ev"), unique("fail-rows"), unique("fail-dead"));
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .create()
-        .unwrap();
-    let created = admin
-        .create_topics(
-            &[
-                NewTopic::new(&ev, 1, TopicReplication::Fixed(1)),
-                NewTopic::new(&rows, 1, TopicReplication::Fixed(1)),
-            ],
-            &AdminOptions::new(),
-        )
-        .await
-        .unwrap();
-    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    crate::support::create_topics(&brokers, &[(&ev, 1), (&rows, 1)]).await;
     let msg =
         |topic: &str, key: &str, json: &str| (topic.to_string(), key.to_string(), json.to_string());
     let bad_row = r#"{"user_id":"u2","ts":"2024-01-01T00:00:00Z","a":1,"b":0}"#;

@@ -105,11 +105,16 @@ pub fn http_get(url: &str) -> String {
 
 /// `fstore apply` of the example's definitions into `work/NAME`; returns the registry path.
 pub fn apply_example(work: &Path, name: &str) -> PathBuf {
+    apply(work, &repo().join("examples/ctr"), name)
+}
+
+/// `fstore apply DEFS` into the registry `work/name`; returns its path.
+pub fn apply(work: &Path, defs: &Path, name: &str) -> PathBuf {
     let registry = work.join(name);
     let out = fstore(
         &[
             "apply",
-            repo().join("examples/ctr").to_str().unwrap(),
+            defs.to_str().unwrap(),
             "--registry",
             registry.to_str().unwrap(),
         ],
@@ -117,6 +122,27 @@ pub fn apply_example(work: &Path, name: &str) -> PathBuf {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     registry
+}
+
+/// Creates topics (name, partitions) on the broker; each must be new.
+pub async fn create_topics(brokers: &str, topics: &[(&str, i32)]) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|(t, n)| NewTopic::new(t, *n, TopicReplication::Fixed(1)))
+        .collect();
+    let created = admin
+        .create_topics(&new, &AdminOptions::new())
+        .await
+        .expect("broker answers create_topics");
+    assert!(
+        created.iter().all(Result::is_ok),
+        "topics created: {created:?}"
+    );
 }
 
 /// A redis-server of the test's own on 127.0.0.1 (no persistence, data in `dir`), listening
