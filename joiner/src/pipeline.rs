@@ -2,8 +2,9 @@
 //! overlap:
 //! - a [`Reader`] polls the consumer and decodes each message's JSON row, a step at a time,
 //!   while the loop applies the step before;
-//! - a [`SampleWriter`] encodes the Parquet files of a checkpoint while the loop goes on; the
-//!   checkpoint waits for its files to be finished before it commits.
+//! - a [`SampleWriter`] encodes the Parquet files of a checkpoint under hidden names while the
+//!   loop goes on; the checkpoint has them finished and renamed into place just before it
+//!   commits.
 //!
 //! Neither changes what the loop decides: the loop sees the same messages in the same order
 //! (and the same decoding) as if it read and decoded them itself, and commits only what it
