@@ -483,31 +483,46 @@ fn group_arrow(
 ) -> Result<pb::GroupValues, Status> {
     use arrow::array::{ArrayRef, UInt8Array};
     use arrow::datatypes::{Field, Schema};
+    use fstore_registry::rows::ColumnBuilder;
     let layout = w.layout;
     let n = keys.len();
     let mut status = Vec::with_capacity(n);
-    let mut times = Vec::with_capacity(n);
-    let mut columns: Vec<Vec<Value>> = w.features.iter().map(|_| Vec::with_capacity(n)).collect();
+    // Values go straight into the registry's column builders, the one value-to-Arrow path.
+    let mut times = ColumnBuilder::new(&DataType::Timestamp, n);
+    let mut columns: Vec<ColumnBuilder> = w
+        .features
+        .iter()
+        .map(|&f| ColumnBuilder::new(&layout.features[f].1, n))
+        .collect();
+    let mut failed = None;
     each_key(w, keys, fetched, at, |st, t, values| {
         status.push(status_pb(st) as u8);
-        times.push(t.map_or(Value::Null, Value::Timestamp));
+        let mut put = |b: &mut ColumnBuilder, v: &Value| {
+            if let Err(e) = b.append(v) {
+                failed.get_or_insert(e);
+            }
+        };
+        put(&mut times, &t.map_or(Value::Null, Value::Timestamp));
         for (c, &f) in columns.iter_mut().zip(&w.features) {
-            c.push(std::mem::replace(&mut values[f], Value::Null));
+            put(c, &values[f]);
         }
     })?;
     let encode = |e: fstore_registry::Error| Status::internal(format!("arrow encoding: {e}"));
+    if let Some(e) = failed {
+        return Err(encode(e));
+    }
     let mut fields = vec![
         Field::new("status", arrow::datatypes::DataType::UInt8, false),
         Field::new("event_time", DataType::Timestamp.to_arrow(), true),
     ];
     let mut arrays: Vec<ArrayRef> = vec![
         Arc::new(UInt8Array::from(status)),
-        fstore_registry::rows::to_array(&DataType::Timestamp, times).map_err(encode)?,
+        times.finish().map_err(encode)?,
     ];
-    for (&f, values) in w.features.iter().zip(columns) {
+    for (&f, mut b) in w.features.iter().zip(columns) {
         let dtype = &layout.features[f].1;
         fields.push(Field::new(feature_name(layout, f), dtype.to_arrow(), true));
-        arrays.push(fstore_registry::rows::to_array(dtype, values).map_err(encode)?);
+        arrays.push(b.finish().map_err(encode)?);
     }
     let ipc = arrow::record_batch::RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
         .and_then(|batch| {
