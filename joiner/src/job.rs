@@ -50,6 +50,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::Error;
 use crate::config::{JoinConfig, SinkTarget};
 use crate::kafka::{Kafka, Outbox};
+use crate::keys::{AHEAD, KeyBytes, KeyTable, Slot};
 use crate::pipeline::{Msg, ReadSource, Reader, SampleWriter};
 use crate::state::{AsOf, KeyRows, StateRow};
 use crate::store::{
@@ -57,6 +58,7 @@ use crate::store::{
     StateStore, event_key, state_key, write_entity_key,
 };
 use crate::watermark::{InputPartition, Watermarks};
+use prefetch_index::prefetch_index;
 
 /// Events emitted per projection batch.
 const EMIT_CHUNK: usize = 4096;
@@ -158,15 +160,11 @@ struct JoinRt {
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// An entity key's bytes ([`write_entity_key`]); short keys (most) are stored inline, so a
-/// lookup compares them without following a pointer.
-type KeyBytes = smallvec::SmallVec<[u8; 24]>;
-
 /// An entity key's values, borrowed from a row.
 type EntityKey<'a> = smallvec::SmallVec<[&'a Value; 4]>;
 
 /// One group's keys in memory.
-type KeyCache = hashbrown::HashMap<KeyBytes, Entry, foldhash::fast::RandomState>;
+type KeyCache = KeyTable<Entry>;
 
 /// Every key in memory with its group.
 fn cached(cache: &mut [KeyCache]) -> impl Iterator<Item = (usize, &KeyBytes, &mut Entry)> {
@@ -187,6 +185,73 @@ struct Entry {
     dirty: bool,
     /// Its online value changed since the last checkpoint.
     online: bool,
+}
+
+/// Loads the lines of an entry that its next insert, lookup or fold reads: its last rows
+/// and the ends of its fold rows.
+fn prefetch_entry(e: &Entry) {
+    let rows = &e.rows.rows;
+    for i in rows.len().saturating_sub(4)..rows.len() {
+        prefetch_index(rows, i);
+    }
+    if let Some(w) = &e.window {
+        prefetch_index(&w.ts, 0);
+        prefetch_index(&w.ts, w.ts.len().saturating_sub(1));
+        for p in w.passes.iter().flatten() {
+            prefetch_index(p, 0);
+        }
+        for v in w.inputs.iter().flatten() {
+            prefetch_index(v, v.len().saturating_sub(1));
+        }
+    }
+}
+
+/// Loads a row's values and the bytes of its strings.
+fn prefetch_values(values: &[Value], strings: bool) {
+    prefetch_index(values, 0);
+    prefetch_index(values, 2);
+    if strings {
+        for v in values {
+            if let Value::String(s) = v {
+                prefetch_index(s.as_bytes(), 0);
+            }
+        }
+    }
+}
+
+/// The entity keys of many rows, their bytes in one buffer.
+#[derive(Default)]
+struct KeyBatch {
+    bytes: Vec<u8>,
+    /// Per row, where its key's bytes end, or `None` for a key with a NULL part.
+    ends: Vec<Option<usize>>,
+}
+
+impl KeyBatch {
+    /// Adds a row's key; a key with a NULL part is no key (it resolves to no entry).
+    fn push(&mut self, key: &[&Value]) -> Result<(), Error> {
+        if key.iter().any(|v| matches!(v, Value::Null)) {
+            self.ends.push(None);
+        } else {
+            write_entity_key(key, &mut self.bytes)?;
+            self.ends.push(Some(self.bytes.len()));
+        }
+        Ok(())
+    }
+
+    fn keys(&self) -> Vec<Option<&[u8]>> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|end| {
+                end.map(|end| {
+                    let k = &self.bytes[start..end];
+                    start = end;
+                    k
+                })
+            })
+            .collect()
+    }
 }
 
 /// A stored key's new value, or its deletion.
@@ -250,8 +315,6 @@ pub struct Joiner {
     event_changes: FastMap<EventId, EventChange>,
     /// Per group, the keys in memory.
     cache: Vec<KeyCache>,
-    /// Scratch for the entity key bytes of a lookup.
-    key_buf: Vec<u8>,
     out_msgs: Vec<OutMessage>,
     last_checkpoint: Instant,
     last_seen: HashMap<InputPartition, Instant>,
@@ -608,7 +671,6 @@ impl Joiner {
             pending,
             event_changes: FastMap::default(),
             cache: (0..groups_len).map(|_| KeyCache::default()).collect(),
-            key_buf: Vec::new(),
             out_msgs: Vec::new(),
             last_checkpoint: now,
             ends,
@@ -1142,6 +1204,9 @@ impl Joiner {
         let compiled = self.groups[g].compiled.clone();
         let key_columns = &compiled.key_columns;
         let only_groups = !self.sources[s].is_event;
+        // The rows that go in, and their keys.
+        let mut keys = KeyBatch::default();
+        let mut todo = Vec::with_capacity(rows.len());
         for (r, c) in rows.iter().zip(computed) {
             let Some((tie, vals)) = c else { continue };
             let key: EntityKey = key_columns.iter().map(|&k| &r.values[k]).collect();
@@ -1159,7 +1224,23 @@ impl Joiner {
                 continue;
             }
             self.cp.counters.rows += 1;
-            let entry = self.entry(g, &key)?;
+            keys.push(&key)?;
+            todo.push((r, tie, vals));
+        }
+        let keys = keys.keys();
+        let slots = self.resolve(g, &keys, |i| {
+            key_columns
+                .iter()
+                .map(|&k| todo[i].0.values[k].clone())
+                .collect()
+        })?;
+        let table = &mut self.cache[g];
+        for (n, (r, tie, vals)) in todo.into_iter().enumerate() {
+            if let Some(&Some(next)) = slots.get(n + AHEAD) {
+                prefetch_entry(table.get(next));
+            }
+            let Some(slot) = slots[n] else { continue };
+            let entry = table.get_mut(slot);
             let at = entry.rows.insert(StateRow {
                 ts: r.ts,
                 tie,
@@ -1177,30 +1258,29 @@ impl Joiner {
         Ok(())
     }
 
-    /// A key's entry, loaded from the store on first use (one hash lookup when cached).
-    fn entry(&mut self, g: usize, key: &[&Value]) -> Result<&mut Entry, Error> {
-        use hashbrown::hash_map::EntryRef;
-        write_entity_key(key, &mut self.key_buf)?;
-        match self.cache[g].entry_ref(self.key_buf.as_slice()) {
-            EntryRef::Occupied(o) => Ok(o.into_mut()),
-            EntryRef::Vacant(v) => {
-                let group = &self.groups[g];
-                let rows = match self
-                    .store
-                    .get_key(&state_key(group.name(), &self.key_buf))?
-                {
-                    Some(b) => KeyRows::decode(&group.codec, &b)?,
-                    None => KeyRows::default(),
-                };
-                Ok(v.insert(Entry {
-                    key: key.iter().map(|v| (*v).clone()).collect(),
-                    rows,
-                    window: None,
-                    dirty: false,
-                    online: false,
-                }))
-            }
-        }
+    /// The slots of many keys of group `g` (`None` for no key), each loaded from the store
+    /// on its first use; `values(i)` gives the values of key `i`.
+    fn resolve(
+        &mut self,
+        g: usize,
+        keys: &[Option<&[u8]>],
+        values: impl Fn(usize) -> Vec<Value>,
+    ) -> Result<Vec<Option<Slot>>, Error> {
+        let group = &self.groups[g];
+        let store = &self.store;
+        self.cache[g].resolve(keys, |i, k| {
+            let rows = match store.get_key(&state_key(group.name(), k))? {
+                Some(b) => KeyRows::decode(&group.codec, &b)?,
+                None => KeyRows::default(),
+            };
+            Ok(Entry {
+                key: values(i),
+                rows,
+                window: None,
+                dirty: false,
+                online: false,
+            })
+        })
     }
 
     /// Emits the samples of queued events before the frontier.
@@ -1242,47 +1322,76 @@ impl Joiner {
             let cols = &mut builders[at..at + width];
             at += width;
             let (mut no_row, mut expired) = (0u64, 0u64);
+            let mut keys = KeyBatch::default();
             for e in &events {
                 let key: EntityKey = event_keys.iter().map(|&k| &e.values[k]).collect();
-                let has_key = !key.iter().any(|v| matches!(v, Value::Null));
-                match &compiled.kind {
-                    CompiledGroupKind::Row { ttl_us, .. } => {
-                        let found = if has_key {
-                            match self.entry(g, &key)?.rows.as_of(e.ts, *ttl_us) {
-                                AsOf::Found(r) => {
-                                    for (b, v) in cols.iter_mut().zip(&r.values) {
-                                        b.append(v)?;
-                                    }
-                                    true
-                                }
-                                AsOf::Expired => {
-                                    expired += 1;
-                                    false
-                                }
-                                AsOf::NoRow => {
-                                    no_row += 1;
-                                    false
+                keys.push(&key)?;
+            }
+            let keys = keys.keys();
+            let slots = self.resolve(g, &keys, |i| {
+                event_keys
+                    .iter()
+                    .map(|&k| events[i].values[k].clone())
+                    .collect()
+            })?;
+            // Each pass loads, a few events ahead, what the next pass will read.
+            match &compiled.kind {
+                CompiledGroupKind::Row { ttl_us, .. } => {
+                    let table = &self.cache[g];
+                    let mut found: Vec<Option<&StateRow>> = Vec::with_capacity(events.len());
+                    for (i, e) in events.iter().enumerate() {
+                        if let Some(&Some(next)) = slots.get(i + AHEAD) {
+                            prefetch_entry(table.get(next));
+                        }
+                        let row = match slots[i].map(|s| table.get(s).rows.as_of(e.ts, *ttl_us)) {
+                            Some(AsOf::Found(r)) => {
+                                prefetch_values(&r.values, false);
+                                Some(r)
+                            }
+                            Some(AsOf::Expired) => {
+                                expired += 1;
+                                None
+                            }
+                            Some(AsOf::NoRow) | None => {
+                                no_row += 1;
+                                None
+                            }
+                        };
+                        found.push(row);
+                    }
+                    for (i, row) in found.iter().enumerate() {
+                        if let Some(Some(next)) = found.get(i + AHEAD) {
+                            prefetch_values(&next.values, true);
+                        }
+                        match row {
+                            Some(r) => {
+                                for (b, v) in cols.iter_mut().zip(&r.values) {
+                                    b.append(v)?;
                                 }
                             }
-                        } else {
-                            no_row += 1;
-                            false
-                        };
-                        if !found {
-                            for b in cols.iter_mut() {
-                                b.append_null()?;
+                            None => {
+                                for b in cols.iter_mut() {
+                                    b.append_null()?;
+                                }
                             }
                         }
                     }
-                    CompiledGroupKind::Window { features } => {
-                        let folded = if has_key {
-                            let entry = self.entry(g, &key)?;
-                            entry
-                                .window
-                                .get_or_insert_with(|| entry.rows.window_rows(features, false))
-                                .fold(features, e.ts)
-                        } else {
-                            WindowRows::empty(features).fold(features, e.ts)
+                }
+                CompiledGroupKind::Window { features } => {
+                    let table = &mut self.cache[g];
+                    for (i, e) in events.iter().enumerate() {
+                        if let Some(&Some(next)) = slots.get(i + AHEAD) {
+                            prefetch_entry(table.get(next));
+                        }
+                        let folded = match slots[i] {
+                            Some(s) => {
+                                let entry = table.get_mut(s);
+                                entry
+                                    .window
+                                    .get_or_insert_with(|| entry.rows.window_rows(features, false))
+                                    .fold(features, e.ts)
+                            }
+                            None => WindowRows::empty(features).fold(features, e.ts),
                         };
                         for (b, v) in cols.iter_mut().zip(&folded) {
                             b.append(v)?;

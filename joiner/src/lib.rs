@@ -24,6 +24,7 @@ pub mod config;
 pub mod error;
 pub mod job;
 pub mod kafka;
+pub mod keys;
 pub mod pipeline;
 pub mod state;
 pub mod store;
