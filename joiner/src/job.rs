@@ -61,7 +61,7 @@ use crate::watermark::{InputPartition, Watermarks};
 use prefetch_index::prefetch_index;
 
 /// Events emitted per projection batch.
-const EMIT_CHUNK: usize = 4096;
+const EMIT_CHUNK: usize = 1024;
 /// Key states kept in memory between checkpoints before the cache is dropped.
 const CACHE_KEYS: usize = 200_000;
 /// Stored keys the garbage collector visits per checkpoint (keys not in memory).
@@ -257,15 +257,20 @@ impl KeyBatch {
 /// A stored key's new value, or its deletion.
 type KeyChange = (Vec<u8>, Option<Vec<u8>>);
 
-/// What a checkpoint does with a pending event.
+/// What a checkpoint does with a stored event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum EventChange {
-    /// Added since the last checkpoint and never stored: write it (if still pending).
-    New,
     /// Stored, emitted, then read again: write it again (if still pending).
     Put,
     /// Stored and emitted: delete it.
     Delete,
+}
+
+/// A label event waiting for the frontier.
+struct Queued {
+    event: PendingEvent,
+    /// In the store (written by a checkpoint, or read at the start).
+    stored: bool,
 }
 
 /// What a step read from one partition.
@@ -309,9 +314,12 @@ pub struct Joiner {
     ts_output: usize,
     marks: Watermarks,
     cp: Checkpoint,
-    pending: BTreeMap<EventId, PendingEvent>,
-    /// What the next checkpoint does with events that changed since the last one. An event
-    /// added and emitted between two checkpoints is not in it: it is never written.
+    pending: BTreeMap<EventId, Queued>,
+    /// Events queued since the last checkpoint and not stored: the next checkpoint writes
+    /// those still pending. An event queued and emitted between two checkpoints is never
+    /// written.
+    new_events: Vec<EventId>,
+    /// What the next checkpoint does with stored events that changed since the last one.
     event_changes: FastMap<EventId, EventChange>,
     /// Per group, the keys in memory.
     cache: Vec<KeyCache>,
@@ -560,8 +568,14 @@ impl Joiner {
         };
         let mut pending = BTreeMap::new();
         for (_, v) in store.scan(CF_EVENTS)? {
-            let e = PendingEvent::decode(&event_codec, &v)?;
-            pending.insert(e.id(), e);
+            let event = PendingEvent::decode(&event_codec, &v)?;
+            pending.insert(
+                event.id(),
+                Queued {
+                    event,
+                    stored: true,
+                },
+            );
         }
 
         // Kafka: partitions, assignment at the committed offsets.
@@ -669,6 +683,7 @@ impl Joiner {
             marks,
             cp,
             pending,
+            new_events: Vec::new(),
             event_changes: FastMap::default(),
             cache: (0..groups_len).map(|_| KeyCache::default()).collect(),
             out_msgs: Vec::new(),
@@ -1152,16 +1167,25 @@ impl Joiner {
                     };
                     self.cp.counters.events += 1;
                     let id = e.id();
-                    let was_pending = self.pending.insert(id, e).is_some();
-                    // The same event read again (an offset reset) may be stored already.
-                    match self.event_changes.get(&id) {
-                        Some(EventChange::Delete) => {
+                    let q = Queued {
+                        event: e,
+                        stored: false,
+                    };
+                    // The same event read again (an offset reset) may be queued or stored
+                    // already.
+                    match self.pending.insert(id, q) {
+                        Some(before) => {
+                            if let Some(q) = self.pending.get_mut(&id) {
+                                q.stored = before.stored;
+                            }
+                        }
+                        None if self.event_changes.get(&id) == Some(&EventChange::Delete) => {
                             self.event_changes.insert(id, EventChange::Put);
+                            if let Some(q) = self.pending.get_mut(&id) {
+                                q.stored = true;
+                            }
                         }
-                        None if !was_pending => {
-                            self.event_changes.insert(id, EventChange::New);
-                        }
-                        _ => {}
+                        None => self.new_events.push(id),
                     }
                 }
             }
@@ -1291,12 +1315,12 @@ impl Joiner {
             .into_values()
             .peekable();
         while ready.peek().is_some() {
-            let chunk: Vec<PendingEvent> = ready.by_ref().take(EMIT_CHUNK).collect();
-            for e in &chunk {
-                let id = e.id();
-                if self.event_changes.remove(&id) != Some(EventChange::New) {
-                    self.event_changes.insert(id, EventChange::Delete);
+            let mut chunk = Vec::with_capacity(EMIT_CHUNK);
+            for q in ready.by_ref().take(EMIT_CHUNK) {
+                if q.stored {
+                    self.event_changes.insert(q.event.id(), EventChange::Delete);
                 }
+                chunk.push(q.event);
             }
             self.emit_chunk(chunk)?;
         }
@@ -1600,11 +1624,23 @@ impl Joiner {
             e.dirty = false;
         }
         let mut events = Vec::with_capacity(self.event_changes.len());
+        for id in std::mem::take(&mut self.new_events) {
+            if let Some(q) = self.pending.get_mut(&id)
+                && !q.stored
+            {
+                q.stored = true;
+                events.push((
+                    event_key(id).to_vec(),
+                    Some(q.event.encode(&self.event_codec)?),
+                ));
+            }
+        }
         for (id, change) in std::mem::take(&mut self.event_changes) {
             match self.pending.get(&id) {
-                Some(e) if change != EventChange::Delete => {
-                    events.push((event_key(id).to_vec(), Some(e.encode(&self.event_codec)?)))
-                }
+                Some(q) if change == EventChange::Put => events.push((
+                    event_key(id).to_vec(),
+                    Some(q.event.encode(&self.event_codec)?),
+                )),
                 _ => events.push((event_key(id).to_vec(), None)),
             }
         }

@@ -206,8 +206,9 @@ mod tests {
     use std::collections::HashMap;
 
     fn value(k: &[u8]) -> u64 {
-        k.iter()
-            .fold(k.len() as u64, |a, &b| a.wrapping_mul(31).wrapping_add(u64::from(b)))
+        k.iter().fold(k.len() as u64, |a, &b| {
+            a.wrapping_mul(31).wrapping_add(u64::from(b))
+        })
     }
 
     /// Against a std map: random keys, repeats, growth, clear; resolve in batches.
@@ -252,9 +253,7 @@ mod tests {
                 match (k, s) {
                     (None, None) => {}
                     (Some(k), Some(s)) => {
-                        let v = *m
-                            .entry(k.to_vec())
-                            .or_insert(value(k));
+                        let v = *m.entry(k.to_vec()).or_insert(value(k));
                         assert_eq!(*t.get(*s), v);
                         assert_eq!(t.slots[*s as usize].0.as_slice(), *k);
                     }
