@@ -187,6 +187,23 @@ struct Entry {
     online: bool,
 }
 
+fn prefetch_ref<T>(r: &T) {
+    prefetch_index(std::slice::from_ref(r), 0);
+}
+
+/// For a walk over the entries of `slots`, at `i`: loads the entry `2 × AHEAD` on (its own
+/// lines), and what the entry `AHEAD` on points to (its lines loaded by then).
+fn prefetch_ahead(table: &KeyCache, slots: &[Option<Slot>], i: usize) {
+    if let Some(&Some(s)) = slots.get(i + 2 * AHEAD) {
+        let e = table.get(s);
+        prefetch_ref(&e.rows);
+        prefetch_ref(&e.window);
+    }
+    if let Some(&Some(s)) = slots.get(i + AHEAD) {
+        prefetch_entry(table.get(s));
+    }
+}
+
 /// Loads the lines of an entry that its next insert, lookup or fold reads: its last rows
 /// and the ends of its fold rows.
 fn prefetch_entry(e: &Entry) {
@@ -1260,9 +1277,7 @@ impl Joiner {
         })?;
         let table = &mut self.cache[g];
         for (n, (r, tie, vals)) in todo.into_iter().enumerate() {
-            if let Some(&Some(next)) = slots.get(n + AHEAD) {
-                prefetch_entry(table.get(next));
-            }
+            prefetch_ahead(table, &slots, n);
             let Some(slot) = slots[n] else { continue };
             let entry = table.get_mut(slot);
             let at = entry.rows.insert(StateRow {
@@ -1332,7 +1347,10 @@ impl Joiner {
         let spec = self.spec.clone();
         // The base columns are built in place: the events' columns, then each join's.
         let mut builders = spec.base_builders(events.len());
-        for e in &events {
+        for (i, e) in events.iter().enumerate() {
+            if let Some(next) = events.get(i + AHEAD) {
+                prefetch_values(&next.values, true);
+            }
             for (b, v) in builders[..n_cols].iter_mut().zip(&e.values) {
                 b.append(v)?;
             }
@@ -1364,9 +1382,7 @@ impl Joiner {
                     let table = &self.cache[g];
                     let mut found: Vec<Option<&StateRow>> = Vec::with_capacity(events.len());
                     for (i, e) in events.iter().enumerate() {
-                        if let Some(&Some(next)) = slots.get(i + AHEAD) {
-                            prefetch_entry(table.get(next));
-                        }
+                        prefetch_ahead(table, &slots, i);
                         let row = match slots[i].map(|s| table.get(s).rows.as_of(e.ts, *ttl_us)) {
                             Some(AsOf::Found(r)) => {
                                 prefetch_values(&r.values, false);
@@ -1404,9 +1420,7 @@ impl Joiner {
                 CompiledGroupKind::Window { features } => {
                     let table = &mut self.cache[g];
                     for (i, e) in events.iter().enumerate() {
-                        if let Some(&Some(next)) = slots.get(i + AHEAD) {
-                            prefetch_entry(table.get(next));
-                        }
+                        prefetch_ahead(table, &slots, i);
                         let folded = match slots[i] {
                             Some(s) => {
                                 let entry = table.get_mut(s);
