@@ -191,8 +191,10 @@ fn prefetch_ref<T>(r: &T) {
     prefetch_index(std::slice::from_ref(r), 0);
 }
 
-/// For a walk over the entries of `slots`, at `i`: loads the entry `2 × AHEAD` on (its own
-/// lines), and what the entry `AHEAD` on points to (its lines loaded by then).
+/// For a walk over the entries of `slots`, at `i`, loads in three stages what the walk
+/// reads, each stage reading only lines the one before loaded: the entry `2 × AHEAD` on
+/// (its own lines); the last rows, fold times and per-feature fold arrays of the entry
+/// `AHEAD` on; the fold inputs and filter results of the entry `AHEAD / 2` on.
 fn prefetch_ahead(table: &KeyCache, slots: &[Option<Slot>], i: usize) {
     if let Some(&Some(s)) = slots.get(i + 2 * AHEAD) {
         let e = table.get(s);
@@ -200,20 +202,21 @@ fn prefetch_ahead(table: &KeyCache, slots: &[Option<Slot>], i: usize) {
         prefetch_ref(&e.window);
     }
     if let Some(&Some(s)) = slots.get(i + AHEAD) {
-        prefetch_entry(table.get(s));
+        let e = table.get(s);
+        let rows = &e.rows.rows;
+        for i in rows.len().saturating_sub(4)..rows.len() {
+            prefetch_index(rows, i);
+        }
+        if let Some(w) = &e.window {
+            prefetch_index(&w.ts, 0);
+            prefetch_index(&w.ts, w.ts.len().saturating_sub(1));
+            prefetch_index(&w.passes, 0);
+            prefetch_index(&w.inputs, 0);
+        }
     }
-}
-
-/// Loads the lines of an entry that its next insert, lookup or fold reads: its last rows
-/// and the ends of its fold rows.
-fn prefetch_entry(e: &Entry) {
-    let rows = &e.rows.rows;
-    for i in rows.len().saturating_sub(4)..rows.len() {
-        prefetch_index(rows, i);
-    }
-    if let Some(w) = &e.window {
-        prefetch_index(&w.ts, 0);
-        prefetch_index(&w.ts, w.ts.len().saturating_sub(1));
+    if let Some(&Some(s)) = slots.get(i + AHEAD / 2)
+        && let Some(w) = &table.get(s).window
+    {
         for p in w.passes.iter().flatten() {
             prefetch_index(p, 0);
         }
@@ -1045,6 +1048,8 @@ impl Joiner {
         // its rows (recorded once per step; the frontier does not move within one).
         let mut step: Vec<StepPartition> = Vec::new();
         let mut last = 0;
+        // The step's messages were read together: one clock reading for them all.
+        let horizon = now_us();
         for (i, m) in msgs.iter_mut().enumerate() {
             let src = &self.sources[m.source];
             if step
@@ -1093,7 +1098,7 @@ impl Joiner {
                 }
             };
             if let Some(skew) = self.cfg.max_future_us
-                && ts > now_us().saturating_add(skew)
+                && ts > horizon.saturating_add(skew)
             {
                 let reason = format!(
                     "source \"{}\": event time {} is more than {} µs ahead of this machine's clock (--max-future)",
