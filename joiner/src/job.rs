@@ -1212,6 +1212,9 @@ impl Joiner {
                 }
             }
         }
+        if let Some(r) = &self.reader {
+            r.recycle(msgs);
+        }
         Ok(())
     }
 

@@ -57,6 +57,9 @@ pub struct ReadSource {
 /// The thread that reads and decodes steps of messages.
 pub struct Reader {
     steps: Option<Receiver<Vec<Msg>>>,
+    /// Applied steps' buffers, back to the reader to fill again: a step's buffer is large,
+    /// and a new one each step would be grown, copied and faulted in every time.
+    spent: SyncSender<Vec<Msg>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -70,14 +73,16 @@ impl Reader {
         max_batch: usize,
     ) -> Result<Self, Error> {
         let (tx, rx) = sync_channel(READ_AHEAD);
+        let (spent, buffers) = sync_channel(READ_AHEAD + 1);
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("fstore-read".into())
-            .spawn(move || read_steps(&consumer, &sources, max_batch, &flag, &tx))
+            .spawn(move || read_steps(&consumer, &sources, max_batch, &flag, &tx, &buffers))
             .map_err(|e| Error::Internal(format!("cannot start the reader thread: {e}")))?;
         Ok(Reader {
             steps: Some(rx),
+            spent,
             stop,
             thread: Some(thread),
         })
@@ -95,6 +100,13 @@ impl Reader {
                 "the reader thread stopped (see the log for its panic)".into(),
             )),
         }
+    }
+
+    /// Hands an applied step's buffer back to be filled again (its messages are dropped).
+    pub fn recycle(&self, mut step: Vec<Msg>) {
+        step.clear();
+        // A full queue (or a stopped reader) just drops it.
+        let _ = self.spent.try_send(step);
     }
 }
 
@@ -115,11 +127,12 @@ fn read_steps(
     max_batch: usize,
     stop: &AtomicBool,
     steps: &SyncSender<Vec<Msg>>,
+    buffers: &Receiver<Vec<Msg>>,
 ) {
     // The source of the message before is tried first: fetches come a partition at a time.
     let mut last = 0;
+    let mut step = Vec::new();
     while !stop.load(Ordering::Relaxed) {
-        let mut step = Vec::new();
         while step.len() < max_batch {
             let wait = if step.is_empty() {
                 POLL_WAIT
@@ -155,8 +168,11 @@ fn read_steps(
                 }
             }
         }
-        if !step.is_empty() && steps.send(step).is_err() {
-            return;
+        if !step.is_empty() {
+            let next = buffers.try_recv().unwrap_or_default();
+            if steps.send(std::mem::replace(&mut step, next)).is_err() {
+                return;
+            }
         }
     }
 }
