@@ -335,6 +335,8 @@ pub struct Joiner {
     marks: Watermarks,
     cp: Checkpoint,
     pending: BTreeMap<EventId, Queued>,
+    /// Scratch: a step's decoded rows per source.
+    decoded: Vec<Vec<Decoded>>,
     /// Events queued since the last checkpoint and not stored: the next checkpoint writes
     /// those still pending. An event queued and emitted between two checkpoints is never
     /// written.
@@ -703,6 +705,7 @@ impl Joiner {
             marks,
             cp,
             pending,
+            decoded: Vec::new(),
             new_events: Vec::new(),
             event_changes: FastMap::default(),
             cache: (0..groups_len).map(|_| KeyCache::default()).collect(),
@@ -1042,8 +1045,9 @@ impl Joiner {
 
     /// Decodes and applies a step's messages.
     fn apply(&mut self, mut msgs: Vec<Msg>) -> Result<(), Error> {
-        let mut per_source: Vec<Vec<Decoded>> =
-            (0..self.sources.len()).map(|_| Vec::new()).collect();
+        // Per source, its rows (buffers kept from step to step).
+        let mut per_source = std::mem::take(&mut self.decoded);
+        per_source.resize_with(self.sources.len(), Vec::new);
         // Per partition read in this step: the next offset, and the greatest event time of
         // its rows (recorded once per step; the frontier does not move within one).
         let mut step: Vec<StepPartition> = Vec::new();
@@ -1153,7 +1157,7 @@ impl Joiner {
                 self.last_seen.insert(p, now);
             }
         }
-        for (s, rows) in per_source.into_iter().enumerate() {
+        for (s, rows) in per_source.iter_mut().enumerate() {
             if rows.is_empty() {
                 continue;
             }
@@ -1164,7 +1168,7 @@ impl Joiner {
                     .enumerate()
                     .map(|(c, col)| {
                         let mut b = ColumnBuilder::new(&col.dtype, rows.len());
-                        for r in &rows {
+                        for r in rows.iter() {
                             b.append(&r.values[c])?;
                         }
                         b.finish()
@@ -1173,11 +1177,11 @@ impl Joiner {
                 let batch = RecordBatch::try_new(self.sources[s].schema.clone(), columns)
                     .map_err(|e| Error::Internal(e.to_string()))?;
                 for g in self.sources[s].groups.clone() {
-                    self.apply_group(s, g, &batch, &rows, &msgs)?;
+                    self.apply_group(s, g, &batch, rows, &msgs)?;
                 }
             }
             if self.sources[s].is_event {
-                for r in rows.into_iter().filter(|r| !r.late) {
+                for r in rows.drain(..).filter(|r| !r.late) {
                     // The message is done with once its event is queued.
                     let m = &mut msgs[r.msg];
                     let e = PendingEvent {
@@ -1212,6 +1216,8 @@ impl Joiner {
                 }
             }
         }
+        per_source.iter_mut().for_each(Vec::clear);
+        self.decoded = per_source;
         if let Some(r) = &self.reader {
             r.recycle(msgs);
         }

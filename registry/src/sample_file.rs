@@ -45,9 +45,12 @@ pub const PART_FILE: &str = "part-00000.parquet";
 /// Rows per Parquet row group: bounds the writer's buffer.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 
+/// Microseconds per day: samples are partitioned by the UTC day of their event time.
+const DAY_US: i64 = 86_400_000_000;
+
 /// `YYYY-MM-DD` of an epoch-µs timestamp, UTC.
 pub fn event_date(us: i64) -> String {
-    let days = us.div_euclid(86_400_000_000);
+    let days = us.div_euclid(DAY_US);
     // Civil from days (Howard Hinnant).
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -130,12 +133,16 @@ impl PartitionedWriter {
             if ts.is_null(start) {
                 return Err(internal("a sample without event time"));
             }
-            let date = event_date(ts.value(start));
+            // Rows of one day (the date string is made once per run of them).
+            let day = ts.value(start).div_euclid(DAY_US);
             let mut end = start + 1;
-            while end < samples.num_rows() && ts.is_valid(end) && event_date(ts.value(end)) == date
+            while end < samples.num_rows()
+                && ts.is_valid(end)
+                && ts.value(end).div_euclid(DAY_US) == day
             {
                 end += 1;
             }
+            let date = event_date(ts.value(start));
             let part = samples
                 .slice(start, end - start)
                 .with_schema(self.schema.clone())
