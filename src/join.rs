@@ -349,7 +349,6 @@ fn on_threads<I: Send, R: Send>(
     })
 }
 
-/// Runs the joiners, one per thread; one failing stops the others (they commit and exit).
 /// Turns transparent huge pages off for this process. The joiner's heap grows by many small
 /// allocations and returns memory as state is collected: with huge pages each first touch
 /// of a 2 MiB page makes the kernel zero all of it, which cost the join loop about a
@@ -362,6 +361,7 @@ fn no_huge_pages() {
     }
 }
 
+/// Runs the joiners, one per thread; one failing stops the others (they commit and exit).
 fn run_all(joiners: Vec<Joiner>, stop: &AtomicBool) -> Result<Summary, CliError> {
     let summaries = on_threads(joiners, stop, "the joiner", |mut j| {
         j.run(stop).map_err(joiner_err)

@@ -1651,7 +1651,7 @@ impl Joiner {
             }
             e.dirty = false;
         }
-        let mut events = Vec::with_capacity(self.event_changes.len());
+        let mut events = Vec::with_capacity(self.new_events.len() + self.event_changes.len());
         for id in std::mem::take(&mut self.new_events) {
             if let Some(q) = self.pending.get_mut(&id)
                 && !q.stored

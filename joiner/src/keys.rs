@@ -24,18 +24,18 @@ pub const AHEAD: usize = 8;
 const MIN_INDEX: usize = 64;
 
 /// Keys in memory with their entries.
-pub struct KeyTable<E> {
-    hasher: foldhash::fast::RandomState,
+pub struct KeyTable<E, S = foldhash::fast::RandomState> {
+    hasher: S,
     /// Linear probing, at most half full. 0 is empty; otherwise the hash's high 32 bits
     /// (a tag that settles most comparisons without reading the key) and the slot + 1.
     index: Vec<u64>,
     slots: Vec<(KeyBytes, E)>,
 }
 
-impl<E> Default for KeyTable<E> {
+impl<E, S: Default> Default for KeyTable<E, S> {
     fn default() -> Self {
         KeyTable {
-            hasher: foldhash::fast::RandomState::default(),
+            hasher: S::default(),
             index: vec![0; MIN_INDEX],
             slots: Vec::new(),
         }
@@ -46,8 +46,8 @@ fn tag(hash: u64) -> u64 {
     hash >> 32
 }
 
-impl<E> KeyTable<E> {
-    pub fn hash(&self, key: &[u8]) -> u64 {
+impl<E, S: BuildHasher> KeyTable<E, S> {
+    fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
     }
 
@@ -99,7 +99,8 @@ impl<E> KeyTable<E> {
         }
     }
 
-    pub fn find(&self, hash: u64, key: &[u8]) -> Option<Slot> {
+    /// The slot of `key`; `hash` is [`KeyTable::hash`] of it.
+    fn find(&self, hash: u64, key: &[u8]) -> Option<Slot> {
         let mut pos = self.home(hash);
         loop {
             let v = self.index[pos];
@@ -114,12 +115,16 @@ impl<E> KeyTable<E> {
         }
     }
 
-    /// Adds a key that is not in the table.
-    pub fn insert(&mut self, hash: u64, key: &[u8], entry: E) -> Slot {
+    /// Adds a key that is not in the table; `hash` is [`KeyTable::hash`] of it (growing
+    /// the index hashes every key again).
+    fn insert(&mut self, hash: u64, key: &[u8], entry: E) -> Slot {
         if (self.slots.len() + 1) * 2 > self.index.len() {
             self.grow();
         }
-        let slot = Slot::try_from(self.slots.len()).expect("fewer than 2^32 keys in memory");
+        let slot = Slot::try_from(self.slots.len())
+            .ok()
+            .filter(|&s| s < Slot::MAX)
+            .expect("fewer than 2^32 - 1 keys in memory");
         self.slots.push((KeyBytes::from_slice(key), entry));
         self.place(hash, slot);
         slot
@@ -278,16 +283,58 @@ mod tests {
         }
     }
 
+    /// Every key hashes alike: one home, one tag.
+    #[derive(Default)]
+    struct Same;
+
+    impl std::hash::Hasher for Same {
+        fn finish(&self) -> u64 {
+            0xdead_beef_0000_0005
+        }
+        fn write(&mut self, _: &[u8]) {}
+    }
+
+    impl BuildHasher for Same {
+        type Hasher = Same;
+        fn build_hasher(&self) -> Same {
+            Same
+        }
+    }
+
+    /// With every tag matching, each key is still found by its bytes: through `resolve`'s
+    /// candidates (the first tag match is usually another key), repeats in one batch, and
+    /// growth in the middle of one.
     #[test]
     fn tags_that_collide_are_told_apart_by_the_key() {
-        let mut t: KeyTable<u8> = KeyTable::default();
-        // Same hash for two different keys: the second must not be taken for the first.
-        let h = 0xdead_beef_0000_0005u64;
-        let a = t.insert(h, b"a", 1);
-        assert_eq!(t.find(h, b"b"), None);
-        let b = t.insert(h, b"b", 2);
-        assert_ne!(a, b);
-        assert_eq!(t.find(h, b"a"), Some(a));
-        assert_eq!(t.find(h, b"b"), Some(b));
+        let mut t: KeyTable<usize, Same> = KeyTable::default();
+        let names: Vec<Vec<u8>> = (0..200).map(|i| format!("key {i}").into_bytes()).collect();
+        for round in 0..3 {
+            // Forward, then backward with repeats: later keys' candidates are earlier keys.
+            let batch: Vec<Option<&[u8]>> = if round % 2 == 0 {
+                names.iter().map(|n| Some(n.as_slice())).collect()
+            } else {
+                names
+                    .iter()
+                    .rev()
+                    .chain(names.iter().step_by(7))
+                    .map(|n| Some(n.as_slice()))
+                    .collect()
+            };
+            let slots = t
+                .resolve(&batch, |i, k| {
+                    assert_eq!(round, 0, "every key is made in the first round");
+                    assert_eq!(batch[i], Some(k));
+                    Ok::<_, ()>(i)
+                })
+                .unwrap();
+            for (k, s) in batch.iter().zip(&slots) {
+                let s = s.expect("a slot for every key");
+                assert_eq!(t.slots[s as usize].0.as_slice(), k.unwrap());
+                let made_as = names.iter().position(|n| Some(n.as_slice()) == *k).unwrap();
+                assert_eq!(*t.get(s), made_as);
+            }
+            assert_eq!(t.len(), names.len());
+        }
+        assert!(!t.contains_key(b"key 200"));
     }
 }

@@ -104,6 +104,9 @@ impl Reader {
 
     /// Hands an applied step's buffer back to be filled again (its messages are dropped).
     pub fn recycle(&self, mut step: Vec<Msg>) {
+        if step.capacity() == 0 {
+            return;
+        }
         step.clear();
         // A full queue (or a stopped reader) just drops it.
         let _ = self.spent.try_send(step);

@@ -254,8 +254,9 @@ impl OutMessage {
     }
 }
 
-/// An entity key's bytes, appended to `out` (so many keys can share one buffer): per part, INT64 as `0x01` and 8 bytes big-endian, STRING as `0x02`, the LEB128
-/// length and the UTF-8 bytes.
+/// An entity key's bytes, appended to `out` (so many keys can share one buffer): per part,
+/// INT64 as `0x01` and 8 bytes big-endian, STRING as `0x02`, the LEB128 length and the UTF-8
+/// bytes.
 pub fn write_entity_key(key: &[&Value], out: &mut Vec<u8>) -> Result<(), Error> {
     for &v in key {
         match v {
