@@ -299,20 +299,14 @@ pub fn export_graph(registry: &Path, args: ExportGraphArgs) -> Result<(), CliErr
             );
             let mut arrays = Vec::new();
             for (i, k) in ent.keys.iter().enumerate() {
-                arrays.push(to_array(
-                    &k.dtype,
-                    rows.values().map(|(key, _)| key[i].clone()),
-                )?);
+                arrays.push(to_array(&k.dtype, rows.values().map(|(key, _)| &key[i]))?);
             }
+            let null = Value::Null;
             for (n, t) in &columns {
                 arrays.push(to_array(
                     t,
-                    rows.values().map(|(_, v)| {
-                        v.get(n)
-                            .or_else(|| absent.get(n))
-                            .cloned()
-                            .unwrap_or(Value::Null)
-                    }),
+                    rows.values()
+                        .map(|(_, v)| v.get(n).or_else(|| absent.get(n)).unwrap_or(&null)),
                 )?);
             }
             let batch =

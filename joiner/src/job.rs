@@ -40,7 +40,7 @@ use fstore_registry::compiled::{
 use fstore_registry::json::{encode_row, format_timestamp};
 use fstore_registry::model::{Column, ColumnRole, Definitions, ObjectRef};
 use fstore_registry::order::{TieOrder, row_tie_columns, window_tie_columns};
-use fstore_registry::rows::{ColumnBuilder, value_at};
+use fstore_registry::rows::{to_array, value_at};
 use fstore_registry::sample_file::{PartitionedWriter, sample_metadata};
 use fstore_registry::window::WindowRows;
 use fstore_registry::{DataType, compiled::CompiledWindow};
@@ -248,15 +248,15 @@ struct KeyBatch {
 }
 
 impl KeyBatch {
-    /// Adds a row's key; a key with a NULL part is no key (it resolves to no entry).
-    fn push(&mut self, key: &[&Value]) -> Result<(), Error> {
-        if key.iter().any(|v| matches!(v, Value::Null)) {
-            self.ends.push(None);
-        } else {
+    /// Adds a row's key; a key with a NULL part is no key (it resolves to no entry, and
+    /// `push` returns false).
+    fn push(&mut self, key: &[&Value]) -> Result<bool, Error> {
+        let whole = !key.iter().any(|v| matches!(v, Value::Null));
+        if whole {
             write_entity_key(key, &mut self.bytes)?;
-            self.ends.push(Some(self.bytes.len()));
         }
-        Ok(())
+        self.ends.push(whole.then_some(self.bytes.len()));
+        Ok(whole)
     }
 
     fn keys(&self) -> Vec<Option<&[u8]>> {
@@ -1141,16 +1141,11 @@ impl Joiner {
         let now = Instant::now();
         for sp in step {
             let topic = &self.sources[sp.source].topic;
-            match self.cp.offsets.get_mut(topic) {
-                Some(o) => {
-                    o.insert(sp.partition, sp.next);
-                }
-                None => {
-                    self.cp
-                        .offsets
-                        .insert(topic.clone(), BTreeMap::from([(sp.partition, sp.next)]));
-                }
-            }
+            self.cp
+                .offsets
+                .entry(topic.clone())
+                .or_default()
+                .insert(sp.partition, sp.next);
             if let Some(ts) = sp.max_ts {
                 let p = (topic.clone(), sp.partition);
                 self.marks.observe(&p, ts);
@@ -1166,13 +1161,7 @@ impl Joiner {
                     .columns
                     .iter()
                     .enumerate()
-                    .map(|(c, col)| {
-                        let mut b = ColumnBuilder::new(&col.dtype, rows.len());
-                        for r in rows.iter() {
-                            b.append(&r.values[c])?;
-                        }
-                        b.finish()
-                    })
+                    .map(|(c, col)| to_array(&col.dtype, rows.iter().map(|r| &r.values[c])))
                     .collect::<Result<Vec<_>, _>>()?;
                 let batch = RecordBatch::try_new(self.sources[s].schema.clone(), columns)
                     .map_err(|e| Error::Internal(e.to_string()))?;
@@ -1259,13 +1248,15 @@ impl Joiner {
         let compiled = self.groups[g].compiled.clone();
         let key_columns = &compiled.key_columns;
         let only_groups = !self.sources[s].is_event;
-        // The rows that go in, and their keys.
+        // The rows whose values were computed, and their keys (none for a NULL key).
         let mut keys = KeyBatch::default();
         let mut todo = Vec::with_capacity(rows.len());
         for (r, c) in rows.iter().zip(computed) {
             let Some((tie, vals)) = c else { continue };
             let key: EntityKey = key_columns.iter().map(|&k| &r.values[k]).collect();
-            if key.iter().any(|v| matches!(v, Value::Null)) {
+            if keys.push(&key)? {
+                self.cp.counters.rows += 1;
+            } else {
                 self.cp.counters.rows_without_key += 1;
                 if only_groups && !r.late {
                     let reason = format!(
@@ -1276,10 +1267,7 @@ impl Joiner {
                     let suffix = format!("#{}", self.groups[g].name());
                     self.dead_letter(&msgs[r.msg], "null-key", reason, &suffix);
                 }
-                continue;
             }
-            self.cp.counters.rows += 1;
-            keys.push(&key)?;
             todo.push((r, tie, vals));
         }
         let keys = keys.keys();
@@ -1503,21 +1491,23 @@ impl Joiner {
         self.cp.counters.samples += samples.num_rows() as u64;
         match &self.cfg.sink {
             SinkTarget::Parquet(dir) => {
-                if let Some(w) = &self.writer
-                    && !w.started()
-                {
-                    let files = PartitionedWriter::new(
-                        dir,
-                        &self.spec.output_schema,
-                        self.ts_output,
-                        sample_metadata(&self.spec.spec, self.registry_version),
-                    )
-                    .with_file_name(&self.file_name(self.cp.seq));
-                    if let Some(w) = &mut self.writer {
+                // The checkpoint's files open with its first samples.
+                let files = match &self.writer {
+                    Some(w) if !w.started() => Some(
+                        PartitionedWriter::new(
+                            dir,
+                            &self.spec.output_schema,
+                            self.ts_output,
+                            sample_metadata(&self.spec.spec, self.registry_version),
+                        )
+                        .with_file_name(&self.file_name(self.cp.seq)),
+                    ),
+                    _ => None,
+                };
+                if let Some(w) = &mut self.writer {
+                    if let Some(files) = files {
                         w.begin(files)?;
                     }
-                }
-                if let Some(w) = &mut self.writer {
                     w.write(samples.clone())?;
                 }
             }

@@ -127,12 +127,15 @@ impl ColumnBuilder {
     }
 }
 
-/// A column of values as an Arrow array.
-pub fn to_array(t: &DataType, values: impl IntoIterator<Item = Value>) -> Result<ArrayRef> {
+/// A column of values (owned or borrowed) as an Arrow array.
+pub fn to_array<V: std::borrow::Borrow<Value>>(
+    t: &DataType,
+    values: impl IntoIterator<Item = V>,
+) -> Result<ArrayRef> {
     let values = values.into_iter();
     let mut b = ColumnBuilder::new(t, values.size_hint().0);
     for v in values {
-        b.append(&v)?;
+        b.append(v.borrow())?;
     }
     b.finish()
 }
@@ -148,7 +151,7 @@ pub fn rows_to_batch(schema: &SchemaRef, rows: &[Vec<Value>]) -> Result<RecordBa
                 f.data_type()
             ))
         })?;
-        columns.push(to_array(&t, rows.iter().map(|r| r[i].clone()))?);
+        columns.push(to_array(&t, rows.iter().map(|r| &r[i]))?);
     }
     RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::Invalid(e.to_string()))
 }
