@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch,
-    StringBuilder, TimestampMicrosecondBuilder,
+    Array, ArrayBuilder, ArrayRef, AsArray, BooleanBuilder, Float64Builder, Int64Builder,
+    RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{Field, SchemaRef};
 use datafusion::common::ScalarValue;
@@ -47,6 +47,45 @@ pub fn to_scalar(t: &DataType, v: &Value) -> Result<ScalarValue> {
     })
 }
 
+/// A flat value borrowed: what decoders append without building a [`Value`] first.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueRef<'a> {
+    Null,
+    Boolean(bool),
+    Int64(i64),
+    Double(f64),
+    String(&'a str),
+    Timestamp(i64),
+}
+
+impl<'a> From<&'a Value> for ValueRef<'a> {
+    /// A flat value's view; a list has none (it is NULL here; [`ColumnBuilder::append`]
+    /// takes lists whole).
+    fn from(v: &'a Value) -> Self {
+        match v {
+            Value::Null | Value::List(_) => ValueRef::Null,
+            Value::Boolean(b) => ValueRef::Boolean(*b),
+            Value::Int64(i) => ValueRef::Int64(*i),
+            Value::Double(d) => ValueRef::Double(*d),
+            Value::String(s) => ValueRef::String(s),
+            Value::Timestamp(t) => ValueRef::Timestamp(*t),
+        }
+    }
+}
+
+impl ValueRef<'_> {
+    pub fn to_owned(&self) -> Value {
+        match *self {
+            ValueRef::Null => Value::Null,
+            ValueRef::Boolean(b) => Value::Boolean(b),
+            ValueRef::Int64(i) => Value::Int64(i),
+            ValueRef::Double(d) => Value::Double(d),
+            ValueRef::String(s) => Value::String(s.to_string()),
+            ValueRef::Timestamp(t) => Value::Timestamp(t),
+        }
+    }
+}
+
 /// Builds one column of an fstore type from values, one at a time: the one conversion of
 /// values to Arrow (flat types through typed builders, lists through scalars).
 pub struct ColumnBuilder {
@@ -86,25 +125,66 @@ impl ColumnBuilder {
     /// Appends a value; an error if it does not fit the column's type.
     pub fn append(&mut self, v: &Value) -> Result<()> {
         match (&mut self.inner, v) {
-            (Builder::List(s), v) => s.push(to_scalar(&self.dtype, v)?),
-            (Builder::Boolean(b), Value::Null) => b.append_null(),
-            (Builder::Int64(b), Value::Null) => b.append_null(),
-            (Builder::Double(b), Value::Null) => b.append_null(),
-            (Builder::String(b), Value::Null) => b.append_null(),
-            (Builder::Timestamp(b), Value::Null) => b.append_null(),
-            (Builder::Boolean(b), Value::Boolean(x)) => b.append_value(*x),
-            (Builder::Int64(b), Value::Int64(x)) => b.append_value(*x),
-            (Builder::Double(b), Value::Double(x)) => b.append_value(*x),
-            (Builder::String(b), Value::String(x)) => b.append_value(x),
-            (Builder::Timestamp(b), Value::Timestamp(x)) => b.append_value(*x),
-            (_, v) => {
-                return Err(Error::Invalid(format!(
-                    "value {v:?} does not fit type {}",
-                    self.dtype
-                )));
+            (Builder::List(s), v) => {
+                s.push(to_scalar(&self.dtype, v)?);
+                Ok(())
             }
+            (_, Value::List(_)) => Err(self.misfit(v)),
+            (_, v) => self.append_ref(ValueRef::from(v)),
+        }
+    }
+
+    /// Appends a flat value; an error if it does not fit the column's type.
+    pub fn append_ref(&mut self, v: ValueRef<'_>) -> Result<()> {
+        match (&mut self.inner, v) {
+            (Builder::Boolean(b), ValueRef::Null) => b.append_null(),
+            (Builder::Int64(b), ValueRef::Null) => b.append_null(),
+            (Builder::Double(b), ValueRef::Null) => b.append_null(),
+            (Builder::String(b), ValueRef::Null) => b.append_null(),
+            (Builder::Timestamp(b), ValueRef::Null) => b.append_null(),
+            (Builder::List(s), ValueRef::Null) => s.push(to_scalar(&self.dtype, &Value::Null)?),
+            (Builder::Boolean(b), ValueRef::Boolean(x)) => b.append_value(x),
+            (Builder::Int64(b), ValueRef::Int64(x)) => b.append_value(x),
+            (Builder::Double(b), ValueRef::Double(x)) => b.append_value(x),
+            (Builder::String(b), ValueRef::String(x)) => b.append_value(x),
+            (Builder::Timestamp(b), ValueRef::Timestamp(x)) => b.append_value(x),
+            (_, v) => return Err(self.misfit(&v.to_owned())),
         }
         Ok(())
+    }
+
+    /// Whether [`ColumnBuilder::append`] takes `v`.
+    pub fn fits(&self, v: &Value) -> bool {
+        matches!(
+            (&self.inner, v),
+            (Builder::List(_), Value::Null | Value::List(_))
+                | (_, Value::Null)
+                | (Builder::Boolean(_), Value::Boolean(_))
+                | (Builder::Int64(_), Value::Int64(_))
+                | (Builder::Double(_), Value::Double(_))
+                | (Builder::String(_), Value::String(_))
+                | (Builder::Timestamp(_), Value::Timestamp(_))
+        )
+    }
+
+    fn misfit(&self, v: &Value) -> Error {
+        Error::Invalid(format!("value {v:?} does not fit type {}", self.dtype))
+    }
+
+    /// Values appended so far.
+    pub fn len(&self) -> usize {
+        match &self.inner {
+            Builder::Boolean(b) => b.len(),
+            Builder::Int64(b) => b.len(),
+            Builder::Double(b) => b.len(),
+            Builder::String(b) => b.len(),
+            Builder::Timestamp(b) => b.len(),
+            Builder::List(s) => s.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     pub fn append_null(&mut self) -> Result<()> {
