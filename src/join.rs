@@ -76,6 +76,11 @@ pub struct JoinArgs {
     /// Messages read per step at most.
     #[arg(long, default_value_t = 10_000)]
     pub max_batch: usize,
+    /// Rows held in memory per group (and for queued events), live and dead, before a
+    /// checkpoint copies the live ones together once most are dead: less memory for more
+    /// copying.
+    #[arg(long, default_value_t = 65_536)]
+    pub compact_rows: usize,
     /// Also serve Prometheus metrics on http://ADDR/metrics (as of the last checkpoint).
     #[arg(long)]
     pub metrics: Option<String>,
@@ -398,6 +403,7 @@ pub fn run(registry: &Path, args: JoinArgs) -> Result<(), CliError> {
         broadcast: args.broadcast.iter().cloned().collect::<BTreeSet<_>>(),
         kafka_options: pairs(&args.kafka_options, "--kafka-option")?,
         max_batch: args.max_batch.max(1),
+        compact_rows: args.compact_rows,
         max_future_us: match args.max_future.as_str() {
             "off" => None,
             s => Some(
@@ -530,6 +536,7 @@ mod tests {
             broadcast: BTreeSet::new(),
             kafka_options: Vec::new(),
             max_batch: 1,
+            compact_rows: 1,
             max_future_us: None,
         }
     }

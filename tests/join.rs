@@ -590,8 +590,9 @@ fn kill_points() -> Vec<(usize, u64)> {
     points
 }
 
-/// A bounded run that checkpoints often and reads small steps, so kills land mid-run.
-const KILL_RUN: [&str; 7] = [
+/// A bounded run that checkpoints often and reads small steps, so kills land mid-run; and
+/// compacts its rows in memory at every checkpoint that can.
+const KILL_RUN: [&str; 9] = [
     "--until-end",
     "--lateness",
     "15m",
@@ -599,6 +600,8 @@ const KILL_RUN: [&str; 7] = [
     "50ms",
     "--max-batch",
     "40",
+    "--compact-rows",
+    "1",
 ];
 
 #[tokio::test]

@@ -97,6 +97,9 @@ pub struct JoinConfig {
     pub kafka_options: Vec<(String, String)>,
     /// Messages read per step at most.
     pub max_batch: usize,
+    /// Rows a group's (or the queued events') memory may hold, live and dead, before a
+    /// checkpoint copies the live rows together once most are dead.
+    pub compact_rows: usize,
     /// Rows with an event time further ahead of the clock than this are dead-lettered (a
     /// timestamp in the wrong unit would otherwise move the frontier years ahead).
     pub max_future_us: Option<i64>,

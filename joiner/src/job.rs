@@ -3,23 +3,29 @@
 //!
 //! A step:
 //! 1. **read** up to `max_batch` messages from the assigned partitions and **decode** each as
-//!    its source's JSON row (both on the [`crate::pipeline::Reader`]'s thread, a step ahead);
+//!    its source's JSON row, straight into the source's columns (both on the
+//!    [`crate::pipeline::Reader`]'s thread, a step ahead);
 //! 2. **check** each row: undecodable rows, rows without an event time,
 //!    feature rows without a key and rows behind the frontier go to the dead-letter topic
 //!    with the reason and the original bytes (late feature rows still reach the online
 //!    store);
 //! 3. **apply** feature rows to their groups' key state (features, window inputs and filters,
-//!    tie order: the registry's compiled group, the batch engine's code); queue label events;
+//!    tie order: the registry's compiled group, the batch engine's code, evaluated over the
+//!    step's columns); queue label events. The evaluated columns are kept as they are, in the
+//!    group's [`RowArena`]; a key holds its rows' event times and places there. Queued events
+//!    are kept the same way, in the events' arena;
 //! 4. **advance** the frontier to the watermark and **emit** every queued event before it, in
 //!    event-time order, through the registry's compiled spec (as-of with TTL, window folds,
-//!    transforms);
+//!    transforms): the events' columns and each join's feature columns are gathered from the
+//!    arenas for a chunk of events at a time;
 //! 5. at a **checkpoint**: write the online values of changed keys, collect the garbage of
 //!    keys (those in memory, and a slice of the stored ones), finish the Parquet files of the
 //!    samples since the last checkpoint (the [`crate::pipeline::SampleWriter`] encodes them on
 //!    its own thread as samples are made, and publishes them when finished) or queue Kafka
 //!    messages in the outbox, commit state + pending events + outbox + offsets + frontier in
-//!    one synced RocksDB batch, then deliver the outbox and record where it landed. A joiner
-//!    that stopped on an error refuses to go on; its state folder, opened again, resumes.
+//!    one synced RocksDB batch, then deliver the outbox and record where it landed; copy the
+//!    live rows of arenas that mostly hold dead ones together. A joiner that stopped on an
+//!    error refuses to go on; its state folder, opened again, resumes.
 //!
 //! After a crash the joiner resumes from the last checkpoint: Parquet files numbered past it
 //! are deleted (they were never committed), outbox messages already in their topic (found by
@@ -31,8 +37,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::datatypes::SchemaRef;
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, TimestampMicrosecondArray, UInt32Array,
+};
+use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
 use fstore_registry::codec::{Codec, Value};
 use fstore_registry::compiled::{
     CompiledExpr, CompiledGroup, CompiledGroupKind, CompiledSpec, plain_source_schema,
@@ -40,7 +48,7 @@ use fstore_registry::compiled::{
 use fstore_registry::json::{encode_row, format_timestamp};
 use fstore_registry::model::{Column, ColumnRole, Definitions, ObjectRef};
 use fstore_registry::order::{TieOrder, row_tie_columns, window_tie_columns};
-use fstore_registry::rows::{to_array, value_at};
+use fstore_registry::rows::{ColumnBuilder, value_at};
 use fstore_registry::sample_file::{PartitionedWriter, sample_metadata};
 use fstore_registry::window::WindowRows;
 use fstore_registry::{DataType, compiled::CompiledWindow};
@@ -48,10 +56,11 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::Error;
+use crate::arena::{ByteRows, RowArena, RowAt, byte_rows};
 use crate::config::{JoinConfig, SinkTarget};
 use crate::kafka::{Kafka, Outbox};
 use crate::keys::{AHEAD, KeyBytes, KeyTable, Slot};
-use crate::pipeline::{Msg, ReadSource, Reader, SampleWriter};
+use crate::pipeline::{Chunk, MsgRef, ReadSource, Reader, SampleWriter, Step};
 use crate::state::{AsOf, KeyRows, StateRow};
 use crate::store::{
     CF_EVENTS, CF_KEYS, CF_OUTBOX, Checkpoint, Counters, EventId, OutMessage, PendingEvent,
@@ -160,9 +169,6 @@ struct JoinRt {
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// An entity key's values, borrowed from a row.
-type EntityKey<'a> = smallvec::SmallVec<[&'a Value; 4]>;
-
 /// One group's keys in memory.
 type KeyCache = KeyTable<Entry>;
 
@@ -226,19 +232,6 @@ fn prefetch_ahead(table: &KeyCache, slots: &[Option<Slot>], i: usize) {
     }
 }
 
-/// Loads a row's values and the bytes of its strings.
-fn prefetch_values(values: &[Value], strings: bool) {
-    prefetch_index(values, 0);
-    prefetch_index(values, 2);
-    if strings {
-        for v in values {
-            if let Value::String(s) = v {
-                prefetch_index(s.as_bytes(), 0);
-            }
-        }
-    }
-}
-
 /// The entity keys of many rows, their bytes in one buffer.
 #[derive(Default)]
 struct KeyBatch {
@@ -248,13 +241,9 @@ struct KeyBatch {
 }
 
 impl KeyBatch {
-    /// Adds a row's key; a key with a NULL part is no key (it resolves to no entry, and
-    /// `push` returns false).
-    fn push(&mut self, key: &[&Value]) -> Result<bool, Error> {
-        let whole = !key.iter().any(|v| matches!(v, Value::Null));
-        if whole {
-            write_entity_key(key, &mut self.bytes)?;
-        }
+    /// Adds the key of row `row` of `columns` (the key columns).
+    fn push_at(&mut self, columns: &[&ArrayRef], row: usize) -> Result<bool, Error> {
+        let whole = write_entity_key(columns, row, &mut self.bytes)?;
         self.ends.push(whole.then_some(self.bytes.len()));
         Ok(whole)
     }
@@ -286,16 +275,23 @@ enum EventChange {
     Delete,
 }
 
-/// A label event waiting for the frontier.
+/// A label event waiting for the frontier (its id, the map's key, is its event time,
+/// partition and offset).
 struct Queued {
-    event: PendingEvent,
+    /// Its values, and its message key as the row's bytes, in the events' arena.
+    at: RowAt,
     /// In the store (written by a checkpoint, or read at the start).
     stored: bool,
 }
 
+/// A queued event whose sample is due.
+struct Ready {
+    id: EventId,
+    at: RowAt,
+}
+
 /// What a step read from one partition.
 struct StepPartition {
-    source: usize,
     partition: i32,
     /// The offset after the last message read.
     next: i64,
@@ -303,12 +299,28 @@ struct StepPartition {
     max_ts: Option<i64>,
 }
 
-/// A decoded row of a source.
-struct Decoded {
-    msg: usize,
-    values: Vec<Value>,
-    ts: i64,
-    late: bool,
+/// A source's rows of a step that are applied: the rows, the message of each (its number in
+/// the chunk), and whether each is late.
+struct AppliedRows<'a> {
+    batch: &'a RecordBatch,
+    msgs: &'a [u32],
+    late: &'a [bool],
+    chunk: &'a Chunk,
+    ts_column: usize,
+}
+
+impl AppliedRows<'_> {
+    fn msg(&self, i: usize) -> MsgRef<'_> {
+        self.chunk.msg(self.msgs[i] as usize)
+    }
+
+    /// The rows' event times (none NULL).
+    fn times(&self) -> Result<&TimestampMicrosecondArray, Error> {
+        self.batch
+            .column(self.ts_column)
+            .as_primitive_opt::<TimestampMicrosecondType>()
+            .ok_or_else(|| Error::Internal("event time column is not a timestamp".into()))
+    }
 }
 
 /// A running joiner.
@@ -335,8 +347,6 @@ pub struct Joiner {
     marks: Watermarks,
     cp: Checkpoint,
     pending: BTreeMap<EventId, Queued>,
-    /// Scratch: a step's decoded rows per source.
-    decoded: Vec<Vec<Decoded>>,
     /// Events queued since the last checkpoint and not stored: the next checkpoint writes
     /// those still pending. An event queued and emitted between two checkpoints is never
     /// written.
@@ -345,6 +355,10 @@ pub struct Joiner {
     event_changes: FastMap<EventId, EventChange>,
     /// Per group, the keys in memory.
     cache: Vec<KeyCache>,
+    /// Per group, the values and tie bytes of the rows of the keys in memory.
+    arenas: Vec<RowArena>,
+    /// The values and message keys of the queued label events.
+    events: RowArena,
     out_msgs: Vec<OutMessage>,
     last_checkpoint: Instant,
     last_seen: HashMap<InputPartition, Instant>,
@@ -589,16 +603,13 @@ impl Joiner {
             },
         };
         let mut pending = BTreeMap::new();
+        let mut events = RowArena::new(event_codec.types().to_vec());
         for (_, v) in store.scan(CF_EVENTS)? {
             let event = PendingEvent::decode(&event_codec, &v)?;
-            pending.insert(
-                event.id(),
-                Queued {
-                    event,
-                    stored: true,
-                },
-            );
+            let at = events.load(&event.values, event.key.as_deref())?;
+            pending.insert(event.id(), Queued { at, stored: true });
         }
+        events.seal()?;
 
         // Kafka: partitions, assignment at the committed offsets.
         let kafka = Kafka {
@@ -681,6 +692,10 @@ impl Joiner {
             })
             .collect();
         let groups_len = groups.len();
+        let arenas = groups
+            .iter()
+            .map(|g| RowArena::new(g.codec.types().to_vec()))
+            .collect();
         let writer = match &cfg.sink {
             SinkTarget::Parquet(_) => Some(SampleWriter::start()?),
             SinkTarget::Kafka(_) => None,
@@ -705,10 +720,11 @@ impl Joiner {
             marks,
             cp,
             pending,
-            decoded: Vec::new(),
             new_events: Vec::new(),
             event_changes: FastMap::default(),
             cache: (0..groups_len).map(|_| KeyCache::default()).collect(),
+            arenas,
+            events,
             out_msgs: Vec::new(),
             last_checkpoint: now,
             ends,
@@ -838,10 +854,12 @@ impl Joiner {
                 self.checkpoint()?;
                 break;
             }
-            let msgs = self.read()?;
+            let step = self.read()?;
             lap(0, &mut times);
-            let got = !msgs.is_empty();
-            self.apply(msgs)?;
+            let got = step.is_some();
+            if let Some(step) = step {
+                self.apply(step)?;
+            }
             self.update_idle();
             self.marks.advance();
             lap(1, &mut times);
@@ -898,7 +916,7 @@ impl Joiner {
     }
 
     /// The next step of messages (up to `max_batch`, decoded): waits a little for one.
-    fn read(&mut self) -> Result<Vec<Msg>, Error> {
+    fn read(&mut self) -> Result<Option<Step>, Error> {
         if self.reader.is_none() {
             let sources = self
                 .sources
@@ -906,6 +924,7 @@ impl Joiner {
                 .map(|s| ReadSource {
                     topic: s.topic.clone(),
                     columns: s.columns.clone(),
+                    schema: s.schema.clone(),
                 })
                 .collect();
             self.reader = Some(Reader::start(
@@ -916,7 +935,7 @@ impl Joiner {
         }
         match &self.reader {
             Some(r) => r.next(Duration::from_millis(100)),
-            None => Ok(Vec::new()),
+            None => Ok(None),
         }
     }
 
@@ -1007,8 +1026,15 @@ impl Joiner {
         }
     }
 
-    fn dead_letter(&mut self, m: &Msg, kind: &str, reason: String, suffix: &str) {
-        let src = &self.sources[m.source];
+    fn dead_letter(
+        &mut self,
+        source: usize,
+        m: MsgRef<'_>,
+        kind: &str,
+        reason: String,
+        suffix: &str,
+    ) {
+        let src = &self.sources[source];
         *self
             .cp
             .counters
@@ -1018,8 +1044,8 @@ impl Joiner {
         tracing::debug!(kind, %reason, topic = %src.topic, partition = m.partition, offset = m.offset, "dead letter");
         self.out_msgs.push(OutMessage {
             topic: self.cfg.dead_letter_topic.clone(),
-            key: m.key.clone(),
-            payload: m.payload.clone().unwrap_or_default(),
+            key: m.key.map(<[u8]>::to_vec),
+            payload: m.payload.unwrap_or_default().to_vec(),
             id: format!(
                 "{}:{}/{}:{}/{}/{}{suffix}",
                 self.spec.spec.name,
@@ -1043,31 +1069,55 @@ impl Joiner {
         });
     }
 
-    /// Decodes and applies a step's messages.
-    fn apply(&mut self, mut msgs: Vec<Msg>) -> Result<(), Error> {
-        // Per source, its rows (buffers kept from step to step).
-        let mut per_source = std::mem::take(&mut self.decoded);
-        per_source.resize_with(self.sources.len(), Vec::new);
-        // Per partition read in this step: the next offset, and the greatest event time of
-        // its rows (recorded once per step; the frontier does not move within one).
-        let mut step: Vec<StepPartition> = Vec::new();
-        let mut last = 0;
+    /// Applies a step's messages.
+    fn apply(&mut self, mut step: Step) -> Result<(), Error> {
         // The step's messages were read together: one clock reading for them all.
         let horizon = now_us();
-        for (i, m) in msgs.iter_mut().enumerate() {
-            let src = &self.sources[m.source];
-            if step
-                .get(last)
-                .is_none_or(|p| (p.source, p.partition) != (m.source, m.partition))
-            {
-                last = match step
-                    .iter()
-                    .position(|p| (p.source, p.partition) == (m.source, m.partition))
-                {
+        let seen = Instant::now();
+        for (s, chunk) in step.chunks.iter_mut().enumerate() {
+            if !chunk.is_empty() {
+                self.apply_chunk(s, chunk, horizon, seen)?;
+            }
+        }
+        if let Some(r) = &self.reader {
+            r.recycle(step);
+        }
+        Ok(())
+    }
+
+    /// Checks a source's messages of a step, dead-letters those that are no rows (or late),
+    /// and applies the rows to the source's groups; queues label events.
+    fn apply_chunk(
+        &mut self,
+        s: usize,
+        chunk: &mut Chunk,
+        horizon: i64,
+        seen: Instant,
+    ) -> Result<(), Error> {
+        let batch = chunk
+            .batch
+            .take()
+            .ok_or_else(|| Error::Internal("a step's chunk without its rows".into()))?;
+        let n = chunk.len();
+        let ts_column = batch.column(self.sources[s].ts_column).clone();
+        let times = ts_column
+            .as_primitive_opt::<TimestampMicrosecondType>()
+            .ok_or_else(|| Error::Internal("event time column is not a timestamp".into()))?;
+        // Per partition read: the next offset, and the greatest event time of its rows
+        // (recorded once per step; the frontier does not move within one).
+        let mut step: Vec<StepPartition> = Vec::new();
+        let mut last = 0;
+        // The rows applied (as message numbers), and whether each is late.
+        let mut rows: Vec<u32> = Vec::with_capacity(n);
+        let mut late: Vec<bool> = Vec::with_capacity(n);
+        let mut bad = chunk.bad.iter().peekable();
+        for r in 0..n {
+            let m = chunk.msg(r);
+            if step.get(last).is_none_or(|p| p.partition != m.partition) {
+                last = match step.iter().position(|p| p.partition == m.partition) {
                     Some(k) => k,
                     None => {
                         step.push(StepPartition {
-                            source: m.source,
                             partition: m.partition,
                             next: 0,
                             max_ts: None,
@@ -1078,46 +1128,41 @@ impl Joiner {
             }
             step[last].next = m.offset + 1;
             self.cp.counters.messages += 1;
-            let Some(row) = m.row.take() else {
-                self.dead_letter(m, "undecodable", "empty message (no value)".into(), "");
+            if let Some((_, why)) = bad.next_if(|(b, _)| *b == r) {
+                let reason = match why {
+                    None => "empty message (no value)".to_string(),
+                    Some(e) => format!("source \"{}\": {e}", self.sources[s].name),
+                };
+                self.dead_letter(s, m, "undecodable", reason, "");
                 continue;
-            };
-            let values = match row {
-                Ok(v) => v,
-                Err(e) => {
-                    let reason = format!("source \"{}\": {e}", src.name);
-                    self.dead_letter(m, "undecodable", reason, "");
-                    continue;
-                }
-            };
-            let ts = match &values[src.ts_column] {
-                Value::Timestamp(t) => *t,
-                _ => {
-                    let reason = format!(
-                        "source \"{}\": no event time (column \"{}\")",
-                        src.name, src.columns[src.ts_column].name
-                    );
-                    self.dead_letter(m, "missing-event-time", reason, "");
-                    continue;
-                }
-            };
+            }
+            if times.is_null(r) {
+                let src = &self.sources[s];
+                let reason = format!(
+                    "source \"{}\": no event time (column \"{}\")",
+                    src.name, src.columns[src.ts_column].name
+                );
+                self.dead_letter(s, m, "missing-event-time", reason, "");
+                continue;
+            }
+            let ts = times.value(r);
             if let Some(skew) = self.cfg.max_future_us
                 && ts > horizon.saturating_add(skew)
             {
                 let reason = format!(
                     "source \"{}\": event time {} is more than {} µs ahead of this machine's clock (--max-future)",
-                    src.name,
+                    self.sources[s].name,
                     format_timestamp(ts),
                     skew
                 );
-                self.dead_letter(m, "future-event-time", reason, "");
+                self.dead_letter(s, m, "future-event-time", reason, "");
                 continue;
             }
             step[last].max_ts = Some(step[last].max_ts.map_or(ts, |t| t.max(ts)));
-            let late = self.marks.is_late(ts);
-            if late {
+            let is_late = self.marks.is_late(ts);
+            if is_late {
                 self.cp.counters.late += 1;
-                let what = if src.is_event {
+                let what = if self.sources[s].is_event {
                     "its sample was due already"
                 } else {
                     "applied to the online store only"
@@ -1128,19 +1173,13 @@ impl Joiner {
                     format_timestamp(self.marks.frontier()),
                     self.cfg.lateness_us
                 );
-                self.dead_letter(m, "late", reason, "");
+                self.dead_letter(s, m, "late", reason, "");
             }
-            per_source[m.source].push(Decoded {
-                msg: i,
-                values,
-                ts,
-                late,
-            });
+            rows.push(r as u32);
+            late.push(is_late);
         }
-        // The step's messages were read together: one clock reading marks them seen.
-        let now = Instant::now();
+        let topic = &self.sources[s].topic;
         for sp in step {
-            let topic = &self.sources[sp.source].topic;
             self.cp
                 .offsets
                 .entry(topic.clone())
@@ -1149,149 +1188,171 @@ impl Joiner {
             if let Some(ts) = sp.max_ts {
                 let p = (topic.clone(), sp.partition);
                 self.marks.observe(&p, ts);
-                self.last_seen.insert(p, now);
+                self.last_seen.insert(p, seen);
             }
         }
-        for (s, rows) in per_source.iter_mut().enumerate() {
-            if rows.is_empty() {
-                continue;
-            }
-            if !self.sources[s].groups.is_empty() {
-                let columns = self.sources[s]
-                    .columns
-                    .iter()
-                    .enumerate()
-                    .map(|(c, col)| to_array(&col.dtype, rows.iter().map(|r| &r.values[c])))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let batch = RecordBatch::try_new(self.sources[s].schema.clone(), columns)
-                    .map_err(|e| Error::Internal(e.to_string()))?;
-                for g in self.sources[s].groups.clone() {
-                    self.apply_group(s, g, &batch, rows, &msgs)?;
-                }
-            }
-            if self.sources[s].is_event {
-                for r in rows.drain(..).filter(|r| !r.late) {
-                    // The message is done with once its event is queued.
-                    let m = &mut msgs[r.msg];
-                    let e = PendingEvent {
-                        ts: r.ts,
-                        partition: m.partition,
-                        offset: m.offset,
-                        key: m.key.take(),
-                        values: r.values,
-                    };
-                    self.cp.counters.events += 1;
-                    let id = e.id();
-                    let q = Queued {
-                        event: e,
-                        stored: false,
-                    };
-                    // The same event read again (an offset reset) may be queued or stored
-                    // already.
-                    match self.pending.insert(id, q) {
-                        Some(before) => {
-                            if let Some(q) = self.pending.get_mut(&id) {
-                                q.stored = before.stored;
-                            }
-                        }
-                        None if self.event_changes.get(&id) == Some(&EventChange::Delete) => {
-                            self.event_changes.insert(id, EventChange::Put);
-                            if let Some(q) = self.pending.get_mut(&id) {
-                                q.stored = true;
-                            }
-                        }
-                        None => self.new_events.push(id),
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let batch = if rows.len() == n {
+            batch
+        } else {
+            arrow::compute::take_record_batch(&batch, &UInt32Array::from(rows.clone()))
+                .map_err(|e| Error::Internal(format!("a step's rows: {e}")))?
+        };
+        let rows = AppliedRows {
+            batch: &batch,
+            msgs: &rows,
+            late: &late,
+            chunk,
+            ts_column: self.sources[s].ts_column,
+        };
+        for g in self.sources[s].groups.clone() {
+            self.apply_group(s, g, &rows)?;
+        }
+        if self.sources[s].is_event {
+            self.queue_events(&rows)?;
+        }
+        Ok(())
+    }
+
+    /// Queues a step's label events (those on time).
+    fn queue_events(&mut self, rows: &AppliedRows<'_>) -> Result<(), Error> {
+        let on_time: Vec<u32> = (0..rows.batch.num_rows() as u32)
+            .filter(|&i| !rows.late[i as usize])
+            .collect();
+        if on_time.is_empty() {
+            return Ok(());
+        }
+        let batch = if on_time.len() == rows.batch.num_rows() {
+            rows.batch.clone()
+        } else {
+            arrow::compute::take_record_batch(rows.batch, &UInt32Array::from(on_time.clone()))
+                .map_err(|e| Error::Internal(format!("a step's events: {e}")))?
+        };
+        let keys = byte_rows(on_time.iter().map(|&i| rows.msg(i as usize).key))?;
+        let seg = self.events.push(batch.columns().to_vec(), keys)?;
+        let times = rows.times()?;
+        for (row, &i) in on_time.iter().enumerate() {
+            let m = rows.msg(i as usize);
+            let id = (times.value(i as usize), m.partition, m.offset);
+            self.cp.counters.events += 1;
+            let q = Queued {
+                at: RowAt {
+                    seg,
+                    row: row as u32,
+                },
+                stored: false,
+            };
+            // The same event read again (an offset reset) may be queued or stored already.
+            match self.pending.insert(id, q) {
+                Some(before) => {
+                    if let Some(q) = self.pending.get_mut(&id) {
+                        q.stored = before.stored;
                     }
                 }
+                None if self.event_changes.get(&id) == Some(&EventChange::Delete) => {
+                    self.event_changes.insert(id, EventChange::Put);
+                    if let Some(q) = self.pending.get_mut(&id) {
+                        q.stored = true;
+                    }
+                }
+                None => self.new_events.push(id),
             }
-        }
-        per_source.iter_mut().for_each(Vec::clear);
-        self.decoded = per_source;
-        if let Some(r) = &self.reader {
-            r.recycle(msgs);
         }
         Ok(())
     }
 
     /// Evaluates a group's features (or window inputs and filters) over rows of its source
     /// and inserts them into their keys. A row whose expressions fail is dead-lettered.
-    fn apply_group(
-        &mut self,
-        s: usize,
-        g: usize,
-        batch: &RecordBatch,
-        rows: &[Decoded],
-        msgs: &[Msg],
-    ) -> Result<(), Error> {
-        let computed = match state_values(&self.groups[g].compiled, batch) {
-            Ok(c) => c.into_iter().map(Some).collect::<Vec<_>>(),
-            Err(_) => {
-                // Row by row, to find the rows at fault.
-                let mut one = Vec::with_capacity(rows.len());
-                for (i, r) in rows.iter().enumerate() {
-                    match state_values(&self.groups[g].compiled, &batch.slice(i, 1)) {
-                        Ok(mut c) => one.push(c.pop()),
-                        Err(e) => {
-                            let reason = format!(
-                                "group \"{}\": expression failed: {e}",
-                                self.groups[g].name()
-                            );
-                            let suffix = format!("#{}", self.groups[g].name());
-                            self.dead_letter(&msgs[r.msg], "expression", reason, &suffix);
-                            one.push(None);
+    fn apply_group(&mut self, s: usize, g: usize, rows: &AppliedRows<'_>) -> Result<(), Error> {
+        let batch = rows.batch;
+        let compiled = self.groups[g].compiled.clone();
+        // The state columns, and which of the batch's rows they hold (all, or those whose
+        // expressions did not fail).
+        let (columns, ties, held): (Vec<ArrayRef>, ByteRows, Option<Vec<usize>>) =
+            match state_columns(&compiled, batch) {
+                Ok((c, t)) => (c, t, None),
+                Err(_) => {
+                    // Row by row, to find the rows at fault.
+                    let mut ok = Vec::new();
+                    let mut held = Vec::new();
+                    for i in 0..batch.num_rows() {
+                        match state_columns(&compiled, &batch.slice(i, 1)) {
+                            Ok(c) => {
+                                ok.push(c);
+                                held.push(i);
+                            }
+                            Err(e) => {
+                                let reason = format!(
+                                    "group \"{}\": expression failed: {e}",
+                                    self.groups[g].name()
+                                );
+                                let suffix = format!("#{}", self.groups[g].name());
+                                self.dead_letter(s, rows.msg(i), "expression", reason, &suffix);
+                            }
                         }
                     }
+                    if held.is_empty() {
+                        return Ok(());
+                    }
+                    let (c, t) = concat_state_columns(ok)?;
+                    (c, t, Some(held))
                 }
-                one
-            }
-        };
-        let compiled = self.groups[g].compiled.clone();
-        let key_columns = &compiled.key_columns;
+            };
+        let row_of = |j: usize| held.as_ref().map_or(j, |h| h[j]);
+        let n = ties.len();
+        let seg = self.arenas[g].push(columns, ties)?;
+        let key_columns: Vec<&ArrayRef> = compiled
+            .key_columns
+            .iter()
+            .map(|&k| batch.column(k))
+            .collect();
+        let times = rows.times()?;
         let only_groups = !self.sources[s].is_event;
-        // The rows whose values were computed, and their keys (none for a NULL key).
+        // The rows' keys (none for a NULL key).
         let mut keys = KeyBatch::default();
-        let mut todo = Vec::with_capacity(rows.len());
-        for (r, c) in rows.iter().zip(computed) {
-            let Some((tie, vals)) = c else { continue };
-            let key: EntityKey = key_columns.iter().map(|&k| &r.values[k]).collect();
-            if keys.push(&key)? {
+        for j in 0..n {
+            let i = row_of(j);
+            if keys.push_at(&key_columns, i)? {
                 self.cp.counters.rows += 1;
             } else {
                 self.cp.counters.rows_without_key += 1;
-                if only_groups && !r.late {
+                if only_groups && !rows.late[i] {
                     let reason = format!(
                         "group \"{}\": the key ({}) is NULL",
                         self.groups[g].name(),
                         self.groups[g].compiled.group.keys.join(", ")
                     );
                     let suffix = format!("#{}", self.groups[g].name());
-                    self.dead_letter(&msgs[r.msg], "null-key", reason, &suffix);
+                    self.dead_letter(s, rows.msg(i), "null-key", reason, &suffix);
                 }
             }
-            todo.push((r, tie, vals));
         }
         let keys = keys.keys();
-        let slots = self.resolve(g, &keys, |i| {
-            key_columns
-                .iter()
-                .map(|&k| todo[i].0.values[k].clone())
-                .collect()
+        let slots = self.resolve(g, &keys, |j| {
+            let i = row_of(j);
+            key_columns.iter().map(|c| value_at(c, i)).collect()
         })?;
         let table = &mut self.cache[g];
-        for (n, (r, tie, vals)) in todo.into_iter().enumerate() {
-            prefetch_ahead(table, &slots, n);
-            let Some(slot) = slots[n] else { continue };
+        let arena = &self.arenas[g];
+        for (j, slot) in slots.iter().enumerate() {
+            prefetch_ahead(table, &slots, j);
+            let Some(slot) = *slot else { continue };
+            let i = row_of(j);
             let entry = table.get_mut(slot);
-            let at = entry.rows.insert(StateRow {
-                ts: r.ts,
-                tie,
-                late: r.late,
-                values: vals,
-            });
+            let at = entry.rows.insert(
+                arena,
+                StateRow {
+                    ts: times.value(i),
+                    late: rows.late[i],
+                    at: RowAt { seg, row: j as u32 },
+                },
+            );
             if let (Some(w), CompiledGroupKind::Window { features }) =
                 (&mut entry.window, &compiled.kind)
             {
-                entry.rows.insert_window_row(features, w, at);
+                entry.rows.insert_window_row(arena, features, w, at)?;
             }
             entry.dirty = true;
             entry.online = true;
@@ -1305,23 +1366,26 @@ impl Joiner {
         &mut self,
         g: usize,
         keys: &[Option<&[u8]>],
-        values: impl Fn(usize) -> Vec<Value>,
+        values: impl Fn(usize) -> Result<Vec<Value>, fstore_registry::Error>,
     ) -> Result<Vec<Option<Slot>>, Error> {
         let group = &self.groups[g];
         let store = &self.store;
-        self.cache[g].resolve(keys, |i, k| {
+        let arena = &mut self.arenas[g];
+        let slots = self.cache[g].resolve(keys, |i, k| {
             let rows = match store.get_key(&state_key(group.name(), k))? {
-                Some(b) => KeyRows::decode(&group.codec, &b)?,
+                Some(b) => KeyRows::decode(&group.codec, &b, arena)?,
                 None => KeyRows::default(),
             };
-            Ok(Entry {
-                key: values(i),
+            Ok::<_, Error>(Entry {
+                key: values(i)?,
                 rows,
                 window: None,
                 dirty: false,
                 online: false,
             })
-        })
+        })?;
+        arena.seal()?;
+        Ok(slots)
     }
 
     /// Emits the samples of queued events before the frontier.
@@ -1329,67 +1393,56 @@ impl Joiner {
         let f = self.marks.frontier();
         let later = self.pending.split_off(&(f, i32::MIN, i64::MIN));
         let mut ready = std::mem::replace(&mut self.pending, later)
-            .into_values()
+            .into_iter()
             .peekable();
         while ready.peek().is_some() {
             let mut chunk = Vec::with_capacity(EMIT_CHUNK);
-            for q in ready.by_ref().take(EMIT_CHUNK) {
+            for (id, q) in ready.by_ref().take(EMIT_CHUNK) {
                 if q.stored {
-                    self.event_changes.insert(q.event.id(), EventChange::Delete);
+                    self.event_changes.insert(id, EventChange::Delete);
                 }
-                chunk.push(q.event);
+                chunk.push(Ready { id, at: q.at });
             }
-            self.emit_chunk(chunk)?;
+            self.emit_chunk(&chunk)?;
         }
         Ok(())
     }
 
-    fn emit_chunk(&mut self, events: Vec<PendingEvent>) -> Result<(), Error> {
+    fn emit_chunk(&mut self, events: &[Ready]) -> Result<(), Error> {
         let n_cols = self.spec.source.columns.len();
         let spec = self.spec.clone();
-        // The base columns are built in place: the events' columns, then each join's.
-        let mut builders = spec.base_builders(events.len());
-        for (i, e) in events.iter().enumerate() {
-            if let Some(next) = events.get(i + AHEAD) {
-                prefetch_values(&next.values, true);
-            }
-            for (b, v) in builders[..n_cols].iter_mut().zip(&e.values) {
-                b.append(v)?;
-            }
-        }
-        let mut at = n_cols;
+        // The base columns: the events' columns, then each join's.
+        let at: Vec<Option<RowAt>> = events.iter().map(|e| Some(e.at)).collect();
+        let mut columns = (0..n_cols)
+            .map(|c| self.events.gather(c, &at))
+            .collect::<Result<Vec<_>, _>>()?;
         for j in 0..self.joins.len() {
             let g = self.joins[j].group;
             let compiled = self.groups[g].compiled.clone();
-            let event_keys = self.joins[j].event_keys.clone();
-            let width = compiled.features().len();
-            let cols = &mut builders[at..at + width];
-            at += width;
+            let key_columns: Vec<ArrayRef> = self.joins[j]
+                .event_keys
+                .iter()
+                .map(|&k| columns[k].clone())
+                .collect();
+            let key_refs: Vec<&ArrayRef> = key_columns.iter().collect();
             let (mut no_row, mut expired) = (0u64, 0u64);
             let mut keys = KeyBatch::default();
-            for e in &events {
-                let key: EntityKey = event_keys.iter().map(|&k| &e.values[k]).collect();
-                keys.push(&key)?;
+            for i in 0..events.len() {
+                keys.push_at(&key_refs, i)?;
             }
             let keys = keys.keys();
             let slots = self.resolve(g, &keys, |i| {
-                event_keys
-                    .iter()
-                    .map(|&k| events[i].values[k].clone())
-                    .collect()
+                key_refs.iter().map(|c| value_at(c, i)).collect()
             })?;
             // Each pass loads, a few events ahead, what the next pass will read.
             match &compiled.kind {
                 CompiledGroupKind::Row { ttl_us, .. } => {
                     let table = &self.cache[g];
-                    let mut found: Vec<Option<&StateRow>> = Vec::with_capacity(events.len());
+                    let mut found: Vec<Option<RowAt>> = Vec::with_capacity(events.len());
                     for (i, e) in events.iter().enumerate() {
                         prefetch_ahead(table, &slots, i);
-                        let row = match slots[i].map(|s| table.get(s).rows.as_of(e.ts, *ttl_us)) {
-                            Some(AsOf::Found(r)) => {
-                                prefetch_values(&r.values, false);
-                                Some(r)
-                            }
+                        let row = match slots[i].map(|s| table.get(s).rows.as_of(e.id.0, *ttl_us)) {
+                            Some(AsOf::Found(r)) => Some(r.at),
                             Some(AsOf::Expired) => {
                                 expired += 1;
                                 None
@@ -1401,41 +1454,41 @@ impl Joiner {
                         };
                         found.push(row);
                     }
-                    for (i, row) in found.iter().enumerate() {
-                        if let Some(Some(next)) = found.get(i + AHEAD) {
-                            prefetch_values(&next.values, true);
-                        }
-                        match row {
-                            Some(r) => {
-                                for (b, v) in cols.iter_mut().zip(&r.values) {
-                                    b.append(v)?;
-                                }
-                            }
-                            None => {
-                                for b in cols.iter_mut() {
-                                    b.append_null()?;
-                                }
-                            }
-                        }
+                    let arena = &self.arenas[g];
+                    for c in 0..compiled.features().len() {
+                        columns.push(arena.gather(c, &found)?);
                     }
                 }
                 CompiledGroupKind::Window { features } => {
+                    let mut builders: Vec<ColumnBuilder> = compiled
+                        .features()
+                        .iter()
+                        .map(|(_, t)| ColumnBuilder::new(t, events.len()))
+                        .collect();
                     let table = &mut self.cache[g];
+                    let arena = &self.arenas[g];
                     for (i, e) in events.iter().enumerate() {
                         prefetch_ahead(table, &slots, i);
                         let folded = match slots[i] {
                             Some(s) => {
                                 let entry = table.get_mut(s);
-                                entry
-                                    .window
-                                    .get_or_insert_with(|| entry.rows.window_rows(features, false))
-                                    .fold(features, e.ts)
+                                if entry.window.is_none() {
+                                    entry.window =
+                                        Some(entry.rows.window_rows(arena, features, false)?);
+                                }
+                                match &entry.window {
+                                    Some(w) => w.fold(features, e.id.0),
+                                    None => WindowRows::empty(features).fold(features, e.id.0),
+                                }
                             }
-                            None => WindowRows::empty(features).fold(features, e.ts),
+                            None => WindowRows::empty(features).fold(features, e.id.0),
                         };
-                        for (b, v) in cols.iter_mut().zip(&folded) {
+                        for (b, v) in builders.iter_mut().zip(&folded) {
                             b.append(v)?;
                         }
+                    }
+                    for b in &mut builders {
+                        columns.push(b.finish()?);
                     }
                 }
             }
@@ -1443,9 +1496,10 @@ impl Joiner {
             *self.cp.counters.no_row.entry(alias.clone()).or_default() += no_row;
             *self.cp.counters.expired.entry(alias.clone()).or_default() += expired;
         }
-        let base = spec.base_from_builders(&mut builders)?;
+        let base = RecordBatch::try_new(spec.base_schema.clone(), columns)
+            .map_err(|e| Error::Internal(format!("base rows: {e}")))?;
         match self.spec.project(&base) {
-            Ok(samples) => self.output(&events, &samples),
+            Ok(samples) => self.output(events, &samples),
             Err(_) => {
                 // Row by row, to dead-letter only the events whose transforms fail.
                 for (i, e) in events.iter().enumerate() {
@@ -1465,29 +1519,24 @@ impl Joiner {
         }
     }
 
-    fn transform_failed(
-        &mut self,
-        e: &PendingEvent,
-        values: &[Value],
-        err: fstore_registry::Error,
-    ) {
-        let m = Msg {
-            source: 0,
-            partition: e.partition,
-            offset: e.offset,
-            key: e.key.clone(),
-            payload: Some(encode_row(&self.spec.source.columns, values).into_bytes()),
-            row: None,
+    fn transform_failed(&mut self, e: &Ready, values: &[Value], err: fstore_registry::Error) {
+        let payload = encode_row(&self.spec.source.columns, values).into_bytes();
+        let key = self.events.bytes(e.at).map(<[u8]>::to_vec);
+        let m = MsgRef {
+            partition: e.id.1,
+            offset: e.id.2,
+            key: key.as_deref(),
+            payload: Some(&payload),
         };
         let reason = format!(
             "spec \"{}\": a transform failed: {err}",
             self.spec.spec.name
         );
-        self.dead_letter(&m, "transform", reason, "");
+        self.dead_letter(0, m, "transform", reason, "");
     }
 
     /// Queues samples for the sink.
-    fn output(&mut self, events: &[PendingEvent], samples: &RecordBatch) -> Result<(), Error> {
+    fn output(&mut self, events: &[Ready], samples: &RecordBatch) -> Result<(), Error> {
         self.cp.counters.samples += samples.num_rows() as u64;
         match &self.cfg.sink {
             SinkTarget::Parquet(dir) => {
@@ -1521,11 +1570,11 @@ impl Joiner {
                         .collect::<Result<Vec<_>, _>>()?;
                     self.out_msgs.push(OutMessage {
                         topic: topic.clone(),
-                        key: e.key.clone(),
+                        key: self.events.bytes(e.at).map(<[u8]>::to_vec),
                         payload: encode_row(&self.sample_columns, &values).into_bytes(),
                         id: format!(
                             "{}:{}/{}/{}",
-                            self.spec.spec.name, self.sources[0].topic, e.partition, e.offset
+                            self.spec.spec.name, self.sources[0].topic, e.id.1, e.id.2
                         ),
                         headers: vec![(
                             "fstore-spec".into(),
@@ -1557,6 +1606,53 @@ impl Joiner {
         }
     }
 
+    /// Copies the live rows of arenas mostly holding dead rows into one segment each.
+    fn compact_arenas(&mut self) -> Result<(), Error> {
+        for (g, arena) in self.arenas.iter_mut().enumerate() {
+            let live: usize = self.cache[g]
+                .iter_mut()
+                .map(|(_, e)| e.rows.rows.len())
+                .sum();
+            if !arena.mostly_dead(live, self.cfg.compact_rows) {
+                continue;
+            }
+            let mut at = Vec::with_capacity(live);
+            for (_, e) in self.cache[g].iter_mut() {
+                at.extend(e.rows.rows.iter().map(|r| r.at));
+            }
+            let mut moved = arena.compact(&at)?.into_iter();
+            for (_, e) in self.cache[g].iter_mut() {
+                for r in &mut e.rows.rows {
+                    r.at = moved.next().ok_or_else(|| {
+                        Error::Internal("compaction moved fewer rows than live".into())
+                    })?;
+                }
+            }
+        }
+        if self
+            .events
+            .mostly_dead(self.pending.len(), self.cfg.compact_rows)
+        {
+            let at: Vec<RowAt> = self.pending.values().map(|q| q.at).collect();
+            let moved = self.events.compact(&at)?;
+            for (q, at) in self.pending.values_mut().zip(moved) {
+                q.at = at;
+            }
+        }
+        Ok(())
+    }
+
+    /// A pending event as stored.
+    fn pending_event(&self, id: EventId, at: RowAt) -> Result<PendingEvent, Error> {
+        Ok(PendingEvent {
+            ts: id.0,
+            partition: id.1,
+            offset: id.2,
+            key: self.events.bytes(at).map(<[u8]>::to_vec),
+            values: self.events.values(at)?,
+        })
+    }
+
     /// Collects the garbage of stored keys that are not in memory, a slice per checkpoint,
     /// walking the whole store over and over. Returns the changes to commit.
     fn sweep(&mut self, frontier: i64) -> Result<Vec<KeyChange>, Error> {
@@ -1586,7 +1682,8 @@ impl Joiner {
             if self.cache[g].contains_key(&k[z + 1..]) {
                 continue;
             }
-            let mut rows = KeyRows::decode(&self.groups[g].codec, &v)?;
+            // Event times decide: the rows kept are copied as stored.
+            let mut rows = KeyRows::decode_times(&v)?;
             let before = rows.rows.len();
             match &self.groups[g].compiled.kind {
                 CompiledGroupKind::Row { ttl_us, .. } => rows.collect_row_group(frontier, *ttl_us),
@@ -1597,7 +1694,7 @@ impl Joiner {
             if rows.is_empty() {
                 changes.push((k.to_vec(), None));
             } else if rows.rows.len() != before {
-                changes.push((k.to_vec(), Some(rows.encode(&self.groups[g].codec)?)));
+                changes.push((k.to_vec(), Some(rows.encode_kept(&v)?)));
             }
         }
         Ok(changes)
@@ -1632,32 +1729,35 @@ impl Joiner {
 
         // Keys go into the batch in key order: the memtable takes sorted inserts fastest.
         let mut keys = swept;
-        for (g, kb, e) in cached(&mut self.cache).filter(|(_, _, e)| e.dirty) {
-            let key = state_key(self.groups[g].name(), kb);
-            if e.rows.is_empty() {
-                keys.push((key, None));
-            } else {
-                keys.push((key, Some(e.rows.encode(&self.groups[g].codec)?)));
+        for (g, table) in self.cache.iter_mut().enumerate() {
+            let (group, arena) = (&self.groups[g], &self.arenas[g]);
+            for (kb, e) in table.iter_mut().filter(|(_, e)| e.dirty) {
+                let key = state_key(group.name(), kb);
+                if e.rows.is_empty() {
+                    keys.push((key, None));
+                } else {
+                    keys.push((key, Some(e.rows.encode(arena, &group.codec)?)));
+                }
+                e.dirty = false;
             }
-            e.dirty = false;
         }
         let mut events = Vec::with_capacity(self.new_events.len() + self.event_changes.len());
         for id in std::mem::take(&mut self.new_events) {
-            if let Some(q) = self.pending.get_mut(&id)
+            if let Some(q) = self.pending.get(&id)
                 && !q.stored
             {
-                q.stored = true;
-                events.push((
-                    event_key(id).to_vec(),
-                    Some(q.event.encode(&self.event_codec)?),
-                ));
+                let e = self.pending_event(id, q.at)?.encode(&self.event_codec)?;
+                if let Some(q) = self.pending.get_mut(&id) {
+                    q.stored = true;
+                }
+                events.push((event_key(id).to_vec(), Some(e)));
             }
         }
         for (id, change) in std::mem::take(&mut self.event_changes) {
             match self.pending.get(&id) {
                 Some(q) if change == EventChange::Put => events.push((
                     event_key(id).to_vec(),
-                    Some(q.event.encode(&self.event_codec)?),
+                    Some(self.pending_event(id, q.at)?.encode(&self.event_codec)?),
                 )),
                 _ => events.push((event_key(id).to_vec(), None)),
             }
@@ -1712,7 +1812,9 @@ impl Joiner {
         }
         if self.cache.iter().map(KeyCache::len).sum::<usize>() > CACHE_KEYS {
             self.cache.iter_mut().for_each(KeyCache::clear);
+            self.arenas.iter_mut().for_each(RowArena::clear);
         }
+        self.compact_arenas()?;
         self.last_checkpoint = Instant::now();
         self.publish_status();
         tracing::debug!(seq = self.cp.seq, frontier = %format_timestamp(self.cp.frontier), pending = self.pending.len(), "checkpoint");
@@ -1726,26 +1828,29 @@ impl Joiner {
         };
         let mut per_group: Vec<Vec<OnlineUpdate>> =
             (0..self.groups.len()).map(|_| Vec::new()).collect();
-        for (g, _, e) in cached(&mut self.cache).filter(|(_, _, e)| e.online) {
-            e.online = false;
-            let Some(latest) = e.rows.latest() else {
-                continue;
-            };
-            let value = match &self.groups[g].compiled.kind {
-                CompiledGroupKind::Row { .. } => OnlineValue::Row {
-                    ts: latest.ts,
-                    values: latest.values.clone(),
-                },
-                CompiledGroupKind::Window { features } => {
-                    let mut w = e.rows.window_rows(features, true);
-                    w.retain_for(features, latest.ts);
-                    OnlineValue::Window(w)
-                }
-            };
-            per_group[g].push(OnlineUpdate {
-                key: e.key.clone(),
-                value,
-            });
+        for (g, table) in self.cache.iter_mut().enumerate() {
+            let arena = &self.arenas[g];
+            for (_, e) in table.iter_mut().filter(|(_, e)| e.online) {
+                e.online = false;
+                let Some(latest) = e.rows.latest() else {
+                    continue;
+                };
+                let value = match &self.groups[g].compiled.kind {
+                    CompiledGroupKind::Row { .. } => OnlineValue::Row {
+                        ts: latest.ts,
+                        values: arena.values(latest.at)?,
+                    },
+                    CompiledGroupKind::Window { features } => {
+                        let mut w = e.rows.window_rows(arena, features, true)?;
+                        w.retain_for(features, latest.ts);
+                        OnlineValue::Window(w)
+                    }
+                };
+                per_group[g].push(OnlineUpdate {
+                    key: e.key.clone(),
+                    value,
+                });
+            }
         }
         for (g, updates) in per_group.into_iter().enumerate() {
             if !updates.is_empty() {
@@ -1758,14 +1863,16 @@ impl Joiner {
     }
 }
 
-/// A row's tie-order bytes and state values.
-type TiedValues = (Vec<u8>, Vec<Value>);
-
-/// A group's state values and tie bytes for each row of a batch of its source.
-fn state_values(g: &CompiledGroup, batch: &RecordBatch) -> Result<Vec<TiedValues>, Error> {
+/// A group's state columns for the rows of a batch of its source (row group: features;
+/// window group: per feature its input if any, then its FILTER result with NULL as false, if
+/// any), and each row's tie-order bytes.
+fn state_columns(
+    g: &CompiledGroup,
+    batch: &RecordBatch,
+) -> Result<(Vec<ArrayRef>, ByteRows), Error> {
     let n = batch.num_rows();
     let eval = |e: &CompiledExpr| e.evaluate(batch);
-    let (cols, ties): (Vec<ArrayRef>, Vec<Vec<u8>>) = match &g.kind {
+    let (cols, tie_columns): (Vec<ArrayRef>, Vec<ArrayRef>) = match &g.kind {
         CompiledGroupKind::Row {
             tie_break,
             features,
@@ -1773,7 +1880,7 @@ fn state_values(g: &CompiledGroup, batch: &RecordBatch) -> Result<Vec<TiedValues
         } => {
             let values = features.iter().map(eval).collect::<Result<Vec<_>, _>>()?;
             let tb: Vec<ArrayRef> = tie_break.iter().map(|&i| batch.column(i).clone()).collect();
-            let ties = TieOrder::keys(&row_tie_columns(&tb, &values), n)?;
+            let ties = row_tie_columns(&tb, &values);
             (values, ties)
         }
         CompiledGroupKind::Window { features } => {
@@ -1785,48 +1892,44 @@ fn state_values(g: &CompiledGroup, batch: &RecordBatch) -> Result<Vec<TiedValues
                 .iter()
                 .map(|f| f.filter.as_ref().map(eval).transpose())
                 .collect::<Result<Vec<_>, _>>()?;
-            let ties = TieOrder::keys(&window_tie_columns(&inputs, &filters), n)?;
+            let ties = window_tie_columns(&inputs, &filters);
             let mut cols = Vec::new();
             for (i, f) in inputs.into_iter().zip(filters) {
                 cols.extend(i);
-                cols.extend(f);
+                if let Some(f) = f {
+                    let passes = f.as_boolean_opt().ok_or_else(|| {
+                        Error::Internal(format!("a FILTER of type {}", f.data_type()))
+                    })?;
+                    // NULL as false.
+                    let values = match passes.nulls() {
+                        Some(nulls) => passes.values() & nulls.inner(),
+                        None => passes.values().clone(),
+                    };
+                    cols.push(Arc::new(BooleanArray::new(values, None)) as ArrayRef);
+                }
             }
             (cols, ties)
         }
     };
-    let filters: Vec<bool> = match &g.kind {
-        CompiledGroupKind::Row { .. } => vec![false; cols.len()],
-        CompiledGroupKind::Window { features } => features
-            .iter()
-            .flat_map(|f| {
-                let mut v = Vec::new();
-                if f.input.is_some() {
-                    v.push(false);
-                }
-                if f.filter.is_some() {
-                    v.push(true);
-                }
-                v
-            })
-            .collect(),
+    let ties = match TieOrder::rows(&tie_columns)? {
+        Some(rows) => byte_rows(rows.iter().map(|r| Some(r.data())))?,
+        None => byte_rows((0..n).map(|_| Some(&[][..])))?,
     };
-    ties.into_iter()
-        .enumerate()
-        .map(|(r, tie)| {
-            let vals = cols
-                .iter()
-                .zip(&filters)
-                .map(|(c, &is_filter)| {
-                    if is_filter {
-                        let b = c.as_boolean();
-                        Ok(Value::Boolean(b.is_valid(r) && b.value(r)))
-                    } else {
-                        value_at(c, r)
-                    }
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok((tie, vals))
+    Ok((cols, ties))
+}
+
+/// The state columns of rows evaluated one at a time, as one.
+fn concat_state_columns(
+    rows: Vec<(Vec<ArrayRef>, ByteRows)>,
+) -> Result<(Vec<ArrayRef>, ByteRows), Error> {
+    let width = rows.first().map_or(0, |r| r.0.len());
+    let columns = (0..width)
+        .map(|c| {
+            let parts: Vec<&dyn Array> = rows.iter().map(|r| r.0[c].as_ref()).collect();
+            arrow::compute::concat(&parts)
+                .map_err(|e| Error::Internal(format!("state columns: {e}")))
         })
-        .collect::<Result<Vec<_>, fstore_registry::Error>>()
-        .map_err(Error::from)
+        .collect::<Result<Vec<_>, _>>()?;
+    let ties = byte_rows(rows.iter().map(|r| r.1.get(0)))?;
+    Ok((columns, ties))
 }

@@ -5,6 +5,7 @@
 //! from [`fstore_registry::window`], transforms from [`fstore_registry::compiled`]).
 //!
 //! - [`watermark`]: watermarks, the frontier and lateness, as plain decisions;
+//! - [`arena`]: rows held column by column (group state, queued events), gathered for samples;
 //! - [`state`]: one key's rows, the as-of pick, window rows, garbage collection;
 //! - [`store`]: the RocksDB layout and the checkpoint committed with the offsets;
 //! - [`kafka`]: clients, end offsets, delivery with offsets, reading back message ids;
@@ -20,6 +21,7 @@
 //! samples of all events. `fstore join --threads T` runs T such instances in one process (one
 //! [`Joiner`] per thread, [`Summary::merge`] adding them up).
 
+pub mod arena;
 pub mod config;
 pub mod error;
 pub mod job;

@@ -1,7 +1,7 @@
 //! Work the join loop hands to threads of its own, so reading, joining and writing samples
 //! overlap:
-//! - a [`Reader`] polls the consumer and decodes each message's JSON row, a step at a time,
-//!   while the loop applies the step before;
+//! - a [`Reader`] polls the consumer and decodes each message's JSON row straight into its
+//!   source's columns, a step at a time, while the loop applies the step before;
 //! - a [`SampleWriter`] encodes the Parquet files of a checkpoint under hidden names while the
 //!   loop goes on; the checkpoint has them finished and renamed into place just before it
 //!   commits.
@@ -19,9 +19,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
-use fstore_registry::codec::Value;
-use fstore_registry::json::{JsonError, decode_row};
+use arrow::datatypes::SchemaRef;
+use fstore_registry::json::{JsonError, RowDecoder};
 use fstore_registry::model::Column;
+use fstore_registry::rows::{ColumnBuilder, ValueRef};
 use fstore_registry::sample_file::PartitionedWriter;
 use rdkafka::Message;
 use rdkafka::consumer::BaseConsumer;
@@ -35,31 +36,200 @@ const READ_AHEAD: usize = 2;
 const WRITE_AHEAD: usize = 64;
 /// How long the reader waits for a step's first message before it looks at the stop flag.
 const POLL_WAIT: Duration = Duration::from_millis(100);
+/// Rows a chunk's column builders make room for at first.
+const STEP_ROWS_HINT: usize = 1024;
 
-/// A message read, owned, with its value decoded as its source's row.
-pub struct Msg {
-    pub source: usize,
-    pub partition: i32,
-    pub offset: i64,
-    pub key: Option<Vec<u8>>,
-    pub payload: Option<Vec<u8>>,
-    /// The row, or why it is not one; `None` without a value.
-    pub row: Option<Result<Vec<Value>, JsonError>>,
+/// Byte strings (message keys, or values), each possibly absent, in one buffer.
+#[derive(Debug, Default)]
+pub struct Blobs {
+    bytes: Vec<u8>,
+    spans: Vec<Option<(usize, usize)>>,
 }
 
-/// A topic read, and the columns of its source (by position: the reader numbers sources in
-/// this order).
+impl Blobs {
+    fn push(&mut self, b: Option<&[u8]>) {
+        self.spans.push(b.map(|b| {
+            let from = self.bytes.len();
+            self.bytes.extend_from_slice(b);
+            (from, self.bytes.len())
+        }));
+    }
+
+    /// The `i`th byte string.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        self.spans
+            .get(i)
+            .copied()
+            .flatten()
+            .map(|(from, to)| &self.bytes[from..to])
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.spans.clear();
+    }
+}
+
+/// One message of a chunk, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct MsgRef<'a> {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<&'a [u8]>,
+    pub payload: Option<&'a [u8]>,
+}
+
+/// What a step read from one source: its messages in the order read, and their values
+/// decoded as the source's rows, column by column.
+pub struct Chunk {
+    pub partitions: Vec<i32>,
+    pub offsets: Vec<i64>,
+    pub keys: Blobs,
+    pub payloads: Blobs,
+    /// Messages whose value is not a row, in order: without a value (`None`), or why it
+    /// does not decode. Their rows hold NULLs.
+    pub bad: Vec<(usize, Option<JsonError>)>,
+    /// One row per message, in the source's schema (set when the step is handed over).
+    pub batch: Option<RecordBatch>,
+    schema: SchemaRef,
+    columns: Vec<Column>,
+    decoder: RowDecoder,
+    builders: Vec<ColumnBuilder>,
+}
+
+impl Chunk {
+    fn new(source: &ReadSource) -> Self {
+        Chunk {
+            partitions: Vec::new(),
+            offsets: Vec::new(),
+            keys: Blobs::default(),
+            payloads: Blobs::default(),
+            bad: Vec::new(),
+            batch: None,
+            schema: source.schema.clone(),
+            columns: source.columns.clone(),
+            decoder: RowDecoder::new(&source.columns),
+            builders: Vec::new(),
+        }
+    }
+
+    /// Messages read.
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+
+    /// Message `i`.
+    pub fn msg(&self, i: usize) -> MsgRef<'_> {
+        MsgRef {
+            partition: self.partitions[i],
+            offset: self.offsets[i],
+            key: self.keys.get(i),
+            payload: self.payloads.get(i),
+        }
+    }
+
+    fn push(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+    ) -> Result<(), Error> {
+        if self.builders.is_empty() {
+            self.builders = self
+                .columns
+                .iter()
+                .map(|c| ColumnBuilder::new(&c.dtype, STEP_ROWS_HINT))
+                .collect();
+        }
+        let row = self.len();
+        self.partitions.push(partition);
+        self.offsets.push(offset);
+        self.keys.push(key);
+        self.payloads.push(payload);
+        let decoded = match payload {
+            None => Err(None),
+            Some(p) => self
+                .decoder
+                .decode_into(p, &mut self.builders)
+                .map_err(Some),
+        };
+        if let Err(why) = decoded {
+            self.bad.push((row, why));
+            for b in &mut self.builders {
+                b.append_ref(ValueRef::Null)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the batch of the rows read.
+    fn finish(&mut self) -> Result<(), Error> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        let columns = self
+            .builders
+            .iter_mut()
+            .map(ColumnBuilder::finish)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.batch = Some(
+            RecordBatch::try_new(self.schema.clone(), columns)
+                .map_err(|e| Error::Internal(format!("a step's rows: {e}")))?,
+        );
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        self.partitions.clear();
+        self.offsets.clear();
+        self.keys.clear();
+        self.payloads.clear();
+        self.bad.clear();
+        self.batch = None;
+    }
+}
+
+/// A step of messages: per source (numbered as [`Reader::start`]'s sources), what was read.
+pub struct Step {
+    pub chunks: Vec<Chunk>,
+}
+
+impl Step {
+    fn new(sources: &[ReadSource]) -> Self {
+        Step {
+            chunks: sources.iter().map(Chunk::new).collect(),
+        }
+    }
+
+    /// Messages read.
+    pub fn len(&self) -> usize {
+        self.chunks.iter().map(Chunk::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chunks.iter().all(Chunk::is_empty)
+    }
+}
+
+/// A topic read, and its source's columns and schema (by position: the reader numbers
+/// sources in this order).
 pub struct ReadSource {
     pub topic: String,
     pub columns: Vec<Column>,
+    pub schema: SchemaRef,
 }
 
 /// The thread that reads and decodes steps of messages.
 pub struct Reader {
-    steps: Option<Receiver<Vec<Msg>>>,
-    /// Applied steps' buffers, back to the reader to fill again: a step's buffer is large,
-    /// and a new one each step would be grown, copied and faulted in every time.
-    spent: SyncSender<Vec<Msg>>,
+    steps: Option<Receiver<Result<Step, Error>>>,
+    /// Applied steps, back to the reader to fill again: their buffers are large, and new
+    /// ones each step would be grown, copied and faulted in every time.
+    spent: SyncSender<Step>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -88,26 +258,23 @@ impl Reader {
         })
     }
 
-    /// The next step, waiting up to `wait` for one; empty when none came.
-    pub fn next(&self, wait: Duration) -> Result<Vec<Msg>, Error> {
+    /// The next step, waiting up to `wait` for one; `None` when none came.
+    pub fn next(&self, wait: Duration) -> Result<Option<Step>, Error> {
         let Some(steps) = &self.steps else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
         match steps.recv_timeout(wait) {
-            Ok(step) => Ok(step),
-            Err(RecvTimeoutError::Timeout) => Ok(Vec::new()),
+            Ok(step) => step.map(Some),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
             Err(RecvTimeoutError::Disconnected) => Err(Error::Internal(
                 "the reader thread stopped (see the log for its panic)".into(),
             )),
         }
     }
 
-    /// Hands an applied step's buffer back to be filled again (its messages are dropped).
-    pub fn recycle(&self, mut step: Vec<Msg>) {
-        if step.capacity() == 0 {
-            return;
-        }
-        step.clear();
+    /// Hands an applied step back to be filled again (its messages are dropped).
+    pub fn recycle(&self, mut step: Step) {
+        step.chunks.iter_mut().for_each(Chunk::clear);
         // A full queue (or a stopped reader) just drops it.
         let _ = self.spent.try_send(step);
     }
@@ -129,19 +296,16 @@ fn read_steps(
     sources: &[ReadSource],
     max_batch: usize,
     stop: &AtomicBool,
-    steps: &SyncSender<Vec<Msg>>,
-    buffers: &Receiver<Vec<Msg>>,
+    steps: &SyncSender<Result<Step, Error>>,
+    buffers: &Receiver<Step>,
 ) {
     // The source of the message before is tried first: fetches come a partition at a time.
     let mut last = 0;
-    let mut step = Vec::new();
+    let mut step = Step::new(sources);
+    let mut read = 0;
     while !stop.load(Ordering::Relaxed) {
-        while step.len() < max_batch {
-            let wait = if step.is_empty() {
-                POLL_WAIT
-            } else {
-                Duration::ZERO
-            };
+        while read < max_batch {
+            let wait = if read == 0 { POLL_WAIT } else { Duration::ZERO };
             match consumer.poll(wait) {
                 None => break,
                 Some(Err(e)) => {
@@ -159,21 +323,28 @@ fn read_steps(
                         },
                     };
                     last = source;
-                    let row = m.payload().map(|p| decode_row(&sources[source].columns, p));
-                    step.push(Msg {
-                        source,
-                        partition: m.partition(),
-                        offset: m.offset(),
-                        key: m.key().map(<[u8]>::to_vec),
-                        payload: m.payload().map(<[u8]>::to_vec),
-                        row,
-                    });
+                    let pushed =
+                        step.chunks[source].push(m.partition(), m.offset(), m.key(), m.payload());
+                    if let Err(e) = pushed {
+                        let _ = steps.send(Err(e));
+                        return;
+                    }
+                    read += 1;
                 }
             }
         }
-        if !step.is_empty() {
-            let next = buffers.try_recv().unwrap_or_default();
-            if steps.send(std::mem::replace(&mut step, next)).is_err() {
+        if read > 0 {
+            read = 0;
+            let done = step
+                .chunks
+                .iter_mut()
+                .try_for_each(Chunk::finish)
+                .map(|()| std::mem::replace(&mut step, Step::new(sources)));
+            if let Ok(spent) = buffers.try_recv() {
+                step = spent;
+            }
+            let failed = done.is_err();
+            if steps.send(done).is_err() || failed {
                 return;
             }
         }

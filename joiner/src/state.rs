@@ -1,5 +1,6 @@
 //! One key's rows of one feature group, as the joiner keeps them: in the order of
-//! [`fstore_registry::order`] (event time, then tie order), each marked late or not.
+//! [`fstore_registry::order`] (event time, then tie order), each marked late or not, its
+//! values and tie bytes in the group's [`RowArena`].
 //!
 //! Samples see only rows that were not late; the online store sees them all (the joiner
 //! writes a key's online value before it collects the key's garbage). Garbage collection
@@ -15,26 +16,27 @@
 //! time (i64 LE), a late flag, the tie bytes (LEB128 length + bytes) and its values in the
 //! group's state codec (LEB128 length + bytes).
 
-use fstore_registry::codec::{Codec, Value};
+use fstore_registry::codec::Codec;
 use fstore_registry::compiled::CompiledWindow;
 use fstore_registry::order::expired;
 use fstore_registry::window::WindowRows;
 
 use crate::Error;
+use crate::arena::{RowArena, RowAt};
 
 const STATE_VERSION: u8 = 1;
 
-/// One row of a key.
-#[derive(Debug, Clone, PartialEq)]
+/// One row of a key: its event time, whether it came late, and where its values and tie
+/// bytes are in the group's [`RowArena`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StateRow {
     pub ts: i64,
-    /// Tie-order bytes ([`fstore_registry::order::TieOrder::keys`]).
-    pub tie: Vec<u8>,
     /// Arrived behind the frontier: online only.
     pub late: bool,
     /// A row group's features, or a window group's inputs and filter results (per feature:
-    /// the input if any, then the filter result as BOOLEAN if any).
-    pub values: Vec<Value>,
+    /// the input if any, then the filter result as BOOLEAN if any); the bytes are the tie
+    /// order's ([`fstore_registry::order::TieOrder`]).
+    pub at: RowAt,
 }
 
 /// What the as-of rule gives an event.
@@ -57,10 +59,13 @@ impl KeyRows {
     }
 
     /// Inserts a row in order; after rows that compare equal (identical in every value that
-    /// counts, so their order does not matter).
+    /// counts, so their order does not matter). `arena` holds the rows' tie bytes.
     /// Returns where it went.
-    pub fn insert(&mut self, row: StateRow) -> usize {
-        let after = |r: &StateRow| (r.ts, r.tie.as_slice()) <= (row.ts, row.tie.as_slice());
+    pub fn insert(&mut self, arena: &RowArena, row: StateRow) -> usize {
+        let tie = arena.bytes(row.at).unwrap_or_default();
+        let after = |r: &StateRow| {
+            r.ts < row.ts || (r.ts == row.ts && arena.bytes(r.at).unwrap_or_default() <= tie)
+        };
         // Rows mostly come in order: after the last one.
         let at = match self.rows.last() {
             Some(last) if !after(last) => self.rows.partition_point(after),
@@ -87,33 +92,39 @@ impl KeyRows {
     }
 
     /// The rows as window aggregates fold them: on-time rows only, or all (online).
-    pub fn window_rows(&self, features: &[CompiledWindow], with_late: bool) -> WindowRows {
+    pub fn window_rows(
+        &self,
+        arena: &RowArena,
+        features: &[CompiledWindow],
+        with_late: bool,
+    ) -> Result<WindowRows, Error> {
         let mut out = WindowRows::empty(features);
         for r in self.rows.iter().filter(|r| with_late || !r.late) {
             let end = out.len();
-            put_window_row(&mut out, features, end, r);
+            put_window_row(&mut out, arena, features, end, r)?;
         }
-        out
+        Ok(out)
     }
 
     /// Brings `window`, this key's on-time rows as [`KeyRows::window_rows`] gave them before
     /// the row at `at` was inserted, up to date with it.
     pub fn insert_window_row(
         &self,
+        arena: &RowArena,
         features: &[CompiledWindow],
         window: &mut WindowRows,
         at: usize,
-    ) {
+    ) -> Result<(), Error> {
         let row = &self.rows[at];
         if row.late {
-            return;
+            return Ok(());
         }
         let pos = if at + 1 == self.rows.len() {
             window.len()
         } else {
             self.rows[..at].iter().filter(|r| !r.late).count()
         };
-        put_window_row(window, features, pos, row);
+        put_window_row(window, arena, features, pos, row)
     }
 
     /// Drops a row group's rows no event at or after `frontier` can join (see the module docs).
@@ -136,24 +147,61 @@ impl KeyRows {
         self.rows.drain(..cut);
     }
 
-    /// The stored form.
-    pub fn encode(&self, codec: &Codec) -> Result<Vec<u8>, Error> {
+    /// The stored form; `arena` holds the rows' values.
+    pub fn encode(&self, arena: &RowArena, codec: &Codec) -> Result<Vec<u8>, Error> {
         let mut out = vec![STATE_VERSION];
         put_len(&mut out, self.rows.len());
         for r in &self.rows {
             out.extend_from_slice(&r.ts.to_le_bytes());
             out.push(u8::from(r.late));
-            put_len(&mut out, r.tie.len());
-            out.extend_from_slice(&r.tie);
-            let v = codec.encode(r.ts, &r.values)?;
+            let tie = arena.bytes(r.at).unwrap_or_default();
+            put_len(&mut out, tie.len());
+            out.extend_from_slice(tie);
+            let v = codec.encode(r.ts, &arena.values(r.at)?)?;
             put_len(&mut out, v.len());
             out.extend_from_slice(&v);
         }
         Ok(out)
     }
 
-    /// Reads the stored form; damage is an error, never a panic.
-    pub fn decode(codec: &Codec, bytes: &[u8]) -> Result<Self, Error> {
+    /// The rows of a stored form with their event times and late flags alone, for decisions
+    /// on those (garbage collection): each row's `at` is its number in the stored form (in
+    /// segment 0), for [`KeyRows::encode_kept`].
+    pub fn decode_times(bytes: &[u8]) -> Result<Self, Error> {
+        Ok(KeyRows {
+            rows: stored_rows(bytes)?
+                .into_iter()
+                .enumerate()
+                .map(|(i, (ts, late, _))| StateRow {
+                    ts,
+                    late,
+                    at: RowAt {
+                        seg: 0,
+                        row: i as u32,
+                    },
+                })
+                .collect(),
+        })
+    }
+
+    /// The stored form of the rows of `stored` that these rows (from
+    /// [`KeyRows::decode_times`] of it) kept, copied as stored.
+    pub fn encode_kept(&self, stored: &[u8]) -> Result<Vec<u8>, Error> {
+        let all = stored_rows(stored)?;
+        let mut out = vec![STATE_VERSION];
+        put_len(&mut out, self.rows.len());
+        for r in &self.rows {
+            let (_, _, span) = all
+                .get(r.at.row as usize)
+                .ok_or_else(|| Error::Internal("a kept row the stored form lacks".into()))?;
+            out.extend_from_slice(&stored[span.clone()]);
+        }
+        Ok(out)
+    }
+
+    /// Reads the stored form, loading the rows' values into `arena` (readable once it is
+    /// sealed); damage is an error, never a panic.
+    pub fn decode(codec: &Codec, bytes: &[u8], arena: &mut RowArena) -> Result<Self, Error> {
         let mut r = Cursor { buf: bytes, pos: 0 };
         let version = r.u8()?;
         if version != STATE_VERSION {
@@ -167,15 +215,11 @@ impl KeyRows {
             let ts = i64::from_le_bytes(r.take(8)?.try_into().expect("8 bytes"));
             let late = r.u8()? != 0;
             let tie_len = r.length()?;
-            let tie = r.take(tie_len)?.to_vec();
+            let tie = r.take(tie_len)?;
             let v_len = r.length()?;
             let row = codec.decode(r.take(v_len)?)?;
-            rows.push(StateRow {
-                ts,
-                tie,
-                late,
-                values: row.values,
-            });
+            let at = arena.load(&row.values, Some(tie))?;
+            rows.push(StateRow { ts, late, at });
         }
         if r.pos != bytes.len() {
             return Err(Error::State("trailing bytes after key state".into()));
@@ -184,23 +228,59 @@ impl KeyRows {
     }
 }
 
+/// Each row of a stored form: its event time, late flag, and where its record is.
+fn stored_rows(bytes: &[u8]) -> Result<Vec<(i64, bool, std::ops::Range<usize>)>, Error> {
+    let mut r = Cursor { buf: bytes, pos: 0 };
+    let version = r.u8()?;
+    if version != STATE_VERSION {
+        return Err(Error::State(format!(
+            "key state version {version}, expected {STATE_VERSION}"
+        )));
+    }
+    let n = r.length()?;
+    let mut rows = Vec::with_capacity(n.min(1 << 16));
+    for _ in 0..n {
+        let from = r.pos;
+        let ts = i64::from_le_bytes(r.take(8)?.try_into().expect("8 bytes"));
+        let late = r.u8()? != 0;
+        let tie_len = r.length()?;
+        r.take(tie_len)?;
+        let v_len = r.length()?;
+        r.take(v_len)?;
+        rows.push((ts, late, from..r.pos));
+    }
+    if r.pos != bytes.len() {
+        return Err(Error::State("trailing bytes after key state".into()));
+    }
+    Ok(rows)
+}
+
 /// Puts a row's window inputs and filter results at `pos` of `out` (per feature: the input
-/// if any, then the filter result if any, as [`StateRow::values`] holds them).
-fn put_window_row(out: &mut WindowRows, features: &[CompiledWindow], pos: usize, r: &StateRow) {
+/// if any, then the filter result if any, as the group's state columns hold them).
+fn put_window_row(
+    out: &mut WindowRows,
+    arena: &RowArena,
+    features: &[CompiledWindow],
+    pos: usize,
+    r: &StateRow,
+) -> Result<(), Error> {
     out.ts.insert(pos, r.ts);
-    let mut v = r.values.iter();
+    let mut column = 0;
     for (fi, f) in features.iter().enumerate() {
-        if f.input.is_some()
-            && let Some(inputs) = &mut out.inputs[fi]
-        {
-            inputs.insert(pos, v.next().cloned().unwrap_or(Value::Null));
+        if f.input.is_some() {
+            if let Some(inputs) = &mut out.inputs[fi] {
+                inputs.insert(pos, arena.value(r.at, column)?);
+            }
+            column += 1;
         }
-        if f.filter.is_some()
-            && let Some(passes) = &mut out.passes[fi]
-        {
-            passes.insert(pos, matches!(v.next(), Some(Value::Boolean(true))));
+        if f.filter.is_some() {
+            if let Some(passes) = &mut out.passes[fi] {
+                passes.insert(pos, arena.flag(r.at, column)?);
+            }
+            column += 1;
         }
     }
+    Ok(())
 }
 
 /// LEB128.
@@ -257,22 +337,44 @@ impl<'a> Cursor<'a> {
 mod tests {
     use super::*;
     use fstore_registry::DataType;
+    use fstore_registry::codec::Value;
 
-    fn row(ts: i64, tie: u8, late: bool, v: i64) -> StateRow {
-        StateRow {
-            ts,
-            tie: vec![tie],
-            late,
-            values: vec![Value::Int64(v)],
-        }
+    /// An arena of one INT64 column, and rows added to it one at a time.
+    struct Rows {
+        arena: RowArena,
     }
 
-    fn rows(list: &[StateRow]) -> KeyRows {
-        let mut k = KeyRows::default();
-        for r in list {
-            k.insert(r.clone());
+    impl Rows {
+        fn new(types: Vec<DataType>) -> Self {
+            Rows {
+                arena: RowArena::new(types),
+            }
         }
-        k
+
+        fn row(&mut self, ts: i64, tie: u8, late: bool, values: &[Value]) -> StateRow {
+            let at = self.arena.load(values, Some(&[tie])).unwrap();
+            self.arena.seal().unwrap();
+            StateRow { ts, late, at }
+        }
+
+        fn keyed(&mut self, list: &[(i64, u8, bool, i64)]) -> KeyRows {
+            let mut k = KeyRows::default();
+            for &(ts, tie, late, v) in list {
+                let r = self.row(ts, tie, late, &[Value::Int64(v)]);
+                k.insert(&self.arena, r);
+            }
+            k
+        }
+
+        fn value(&self, a: AsOf<'_>) -> Option<i64> {
+            match a {
+                AsOf::Found(r) => match self.arena.values(r.at).unwrap()[0] {
+                    Value::Int64(v) => Some(v),
+                    _ => None,
+                },
+                _ => None,
+            }
+        }
     }
 
     #[test]
@@ -315,9 +417,15 @@ mod tests {
             seed ^= seed << 17;
             seed % n
         };
+        let mut rows = Rows::new(vec![
+            DataType::Boolean,
+            DataType::Int64,
+            DataType::Int64,
+            DataType::Boolean,
+        ]);
         for _ in 0..200 {
             let mut k = KeyRows::default();
-            let mut w = k.window_rows(&features, false);
+            let mut w = k.window_rows(&rows.arena, &features, false).unwrap();
             for _ in 0..next(20) {
                 let pass = Value::Boolean(next(2) == 0);
                 let x = if next(5) == 0 {
@@ -325,77 +433,75 @@ mod tests {
                 } else {
                     Value::Int64(next(100) as i64)
                 };
-                let at = k.insert(StateRow {
-                    ts: next(8) as i64,
-                    tie: vec![next(3) as u8],
-                    late: next(4) == 0,
-                    values: vec![pass.clone(), x.clone(), x, pass],
-                });
-                k.insert_window_row(&features, &mut w, at);
-                assert_eq!(w, k.window_rows(&features, false));
-                let times: Vec<(i64, &[u8])> =
-                    k.rows.iter().map(|r| (r.ts, r.tie.as_slice())).collect();
+                let r = rows.row(
+                    next(8) as i64,
+                    next(3) as u8,
+                    next(4) == 0,
+                    &[pass.clone(), x.clone(), x, pass],
+                );
+                let at = k.insert(&rows.arena, r);
+                k.insert_window_row(&rows.arena, &features, &mut w, at)
+                    .unwrap();
+                assert_eq!(w, k.window_rows(&rows.arena, &features, false).unwrap());
+                let times: Vec<(i64, &[u8])> = k
+                    .rows
+                    .iter()
+                    .map(|r| (r.ts, rows.arena.bytes(r.at).unwrap()))
+                    .collect();
                 assert!(times.is_sorted(), "{times:?}");
             }
         }
     }
 
-    fn value(a: AsOf<'_>) -> Option<i64> {
-        match a {
-            AsOf::Found(r) => match r.values[0] {
-                Value::Int64(v) => Some(v),
-                _ => None,
-            },
-            _ => None,
-        }
-    }
-
     #[test]
     fn inserts_keep_event_time_then_tie_order() {
-        let k = rows(&[
-            row(20, 1, false, 1),
-            row(10, 9, false, 2),
-            row(20, 0, false, 3),
-            row(20, 1, false, 4),
+        let mut rows = Rows::new(vec![DataType::Int64]);
+        let k = rows.keyed(&[
+            (20, 1, false, 1),
+            (10, 9, false, 2),
+            (20, 0, false, 3),
+            (20, 1, false, 4),
         ]);
         let order: Vec<i64> = k
             .rows
             .iter()
-            .map(|r| value(AsOf::Found(r)).unwrap())
+            .map(|r| rows.value(AsOf::Found(r)).unwrap())
             .collect();
         assert_eq!(order, [2, 3, 1, 4]);
     }
 
     #[test]
     fn as_of_is_inclusive_picks_the_greatest_tie_and_skips_late_rows() {
-        let k = rows(&[
-            row(10, 0, false, 1),
-            row(20, 5, false, 2),
-            row(20, 7, false, 3),
-            row(25, 0, true, 4),
-            row(30, 0, false, 5),
+        let mut rows = Rows::new(vec![DataType::Int64]);
+        let k = rows.keyed(&[
+            (10, 0, false, 1),
+            (20, 5, false, 2),
+            (20, 7, false, 3),
+            (25, 0, true, 4),
+            (30, 0, false, 5),
         ]);
         assert_eq!(k.as_of(9, None), AsOf::NoRow);
-        assert_eq!(value(k.as_of(10, None)), Some(1));
-        assert_eq!(value(k.as_of(20, None)), Some(3));
+        assert_eq!(rows.value(k.as_of(10, None)), Some(1));
+        assert_eq!(rows.value(k.as_of(20, None)), Some(3));
         assert_eq!(
-            value(k.as_of(29, None)),
+            rows.value(k.as_of(29, None)),
             Some(3),
             "the late row is not joined"
         );
-        assert_eq!(value(k.as_of(30, Some(0))), Some(5));
+        assert_eq!(rows.value(k.as_of(30, Some(0))), Some(5));
         assert_eq!(k.as_of(31, Some(0)), AsOf::Expired);
-        assert_eq!(value(k.as_of(30, Some(10))), Some(5));
-        assert_eq!(value(k.latest().map(AsOf::Found).unwrap()), Some(5));
+        assert_eq!(rows.value(k.as_of(30, Some(10))), Some(5));
+        assert_eq!(rows.value(k.latest().map(AsOf::Found).unwrap()), Some(5));
     }
 
     #[test]
     fn collection_keeps_what_later_events_need() {
-        let mut k = rows(&[
-            row(10, 0, false, 1),
-            row(20, 0, false, 2),
-            row(25, 0, true, 3),
-            row(40, 0, false, 4),
+        let mut rows = Rows::new(vec![DataType::Int64]);
+        let mut k = rows.keyed(&[
+            (10, 0, false, 1),
+            (20, 0, false, 2),
+            (25, 0, true, 3),
+            (40, 0, false, 4),
         ]);
         let before = k.clone();
         k.collect_row_group(30, None);
@@ -427,14 +533,22 @@ mod tests {
     #[test]
     fn the_stored_form_round_trips_and_damage_is_an_error() {
         let codec = Codec::new("0123456789abcdef", vec![DataType::Int64]).unwrap();
-        let k = rows(&[row(-5, 3, true, i64::MIN), row(7, 0, false, 42)]);
-        let bytes = k.encode(&codec).unwrap();
-        assert_eq!(KeyRows::decode(&codec, &bytes).unwrap(), k);
+        let mut rows = Rows::new(vec![DataType::Int64]);
+        let k = rows.keyed(&[(-5, 3, true, i64::MIN), (7, 0, false, 42)]);
+        let bytes = k.encode(&rows.arena, &codec).unwrap();
+        let mut other = RowArena::new(vec![DataType::Int64]);
+        let back = KeyRows::decode(&codec, &bytes, &mut other).unwrap();
+        other.seal().unwrap();
+        assert_eq!(back.encode(&other, &codec).unwrap(), bytes);
+        let times: Vec<(i64, bool)> = back.rows.iter().map(|r| (r.ts, r.late)).collect();
+        assert_eq!(times, [(-5, true), (7, false)]);
         for cut in 0..bytes.len() {
-            assert!(KeyRows::decode(&codec, &bytes[..cut]).is_err());
+            let mut scratch = RowArena::new(vec![DataType::Int64]);
+            assert!(KeyRows::decode(&codec, &bytes[..cut], &mut scratch).is_err());
         }
         let mut extra = bytes.clone();
         extra.push(0);
-        assert!(KeyRows::decode(&codec, &extra).is_err());
+        let mut scratch = RowArena::new(vec![DataType::Int64]);
+        assert!(KeyRows::decode(&codec, &extra, &mut scratch).is_err());
     }
 }

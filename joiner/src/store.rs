@@ -16,8 +16,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::datatypes::Int64Type;
 use fstore_registry::codec::{Codec, Value};
-use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch, WriteOptions};
+use rocksdb::{
+    BlockBasedOptions, ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch, WriteOptions,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -254,28 +258,41 @@ impl OutMessage {
     }
 }
 
-/// An entity key's bytes, appended to `out` (so many keys can share one buffer): per part,
-/// INT64 as `0x01` and 8 bytes big-endian, STRING as `0x02`, the LEB128 length and the UTF-8
-/// bytes.
-pub fn write_entity_key(key: &[&Value], out: &mut Vec<u8>) -> Result<(), Error> {
-    for &v in key {
-        match v {
-            Value::Int64(n) => {
-                out.push(1);
-                out.extend_from_slice(&n.to_be_bytes());
-            }
-            Value::String(s) => {
-                out.push(2);
-                put_bytes(out, s.as_bytes());
-            }
-            other => {
-                return Err(Error::Internal(format!(
-                    "entity key part {other:?} is not INT64 or STRING"
-                )));
-            }
+/// The entity key of row `row` of `columns` (its key columns), appended to `out` (so many
+/// keys can share one buffer): per part, INT64 as `0x01` and 8 bytes big-endian, STRING as
+/// `0x02`, the LEB128 length and the UTF-8 bytes. False, and nothing written, when a part is
+/// NULL.
+pub fn write_entity_key(
+    columns: &[&ArrayRef],
+    row: usize,
+    out: &mut Vec<u8>,
+) -> Result<bool, Error> {
+    if columns.iter().any(|c| c.is_null(row)) {
+        return Ok(false);
+    }
+    for c in columns {
+        if let Some(a) = c.as_primitive_opt::<Int64Type>() {
+            put_key_int(a.value(row), out);
+        } else if let Some(a) = c.as_string_opt::<i32>() {
+            put_key_str(a.value(row), out);
+        } else {
+            return Err(Error::Internal(format!(
+                "entity key column of type {} is not INT64 or STRING",
+                c.data_type()
+            )));
         }
     }
-    Ok(())
+    Ok(true)
+}
+
+fn put_key_int(n: i64, out: &mut Vec<u8>) {
+    out.push(1);
+    out.extend_from_slice(&n.to_be_bytes());
+}
+
+fn put_key_str(s: &str, out: &mut Vec<u8>) {
+    out.push(2);
+    put_bytes(out, s.as_bytes());
 }
 
 /// The RocksDB key of a group's entity key.
@@ -301,9 +318,27 @@ impl StateStore {
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        // Key state is read a key at a time, mostly for keys it does not hold (the first
+        // time the joiner sees a key): bloom filters answer those without a search, in the
+        // memtable and in the tables.
+        let mut keys = opts.clone();
+        let mut table = BlockBasedOptions::default();
+        table.set_bloom_filter(10.0, false);
+        keys.set_block_based_table_factory(&table);
+        keys.set_memtable_prefix_bloom_ratio(0.1);
+        keys.set_memtable_whole_key_filtering(true);
         let cfs = [CF_META, CF_KEYS, CF_EVENTS, CF_OUTBOX]
             .into_iter()
-            .map(|n| ColumnFamilyDescriptor::new(n, opts.clone()));
+            .map(|n| {
+                ColumnFamilyDescriptor::new(
+                    n,
+                    if n == CF_KEYS {
+                        keys.clone()
+                    } else {
+                        opts.clone()
+                    },
+                )
+            });
         let db = DB::open_cf_descriptors(&opts, dir, cfs)
             .map_err(|e| Error::State(format!("open {}: {e}", dir.display())))?;
         Ok(StateStore { db })
@@ -444,14 +479,34 @@ mod tests {
             headers: vec![("fstore-reason".into(), b"late".to_vec())],
         };
         assert_eq!(OutMessage::decode(&m.encode()).unwrap(), m);
-        let key = |parts: &[&Value]| {
+        // Keys: the documented bytes; no key with a NULL part.
+        let users: ArrayRef = std::sync::Arc::new(arrow::array::StringArray::from(vec![
+            Some("a"),
+            None,
+            Some("日本"),
+            Some("a\u{1}"),
+        ]));
+        let ids: ArrayRef = std::sync::Arc::new(arrow::array::Int64Array::from(vec![
+            Some(1),
+            Some(2),
+            Some(i64::MIN),
+            Some(1),
+        ]));
+        let key = |columns: &[&ArrayRef], row| {
             let mut out = Vec::new();
-            write_entity_key(parts, &mut out).unwrap();
-            out
+            write_entity_key(columns, row, &mut out)
+                .unwrap()
+                .then_some(out)
         };
-        assert_ne!(
-            key(&[&Value::String("a".into()), &Value::Int64(1)]),
-            key(&[&Value::String("a\u{1}".into())])
+        assert_eq!(
+            key(&[&users, &ids], 0).unwrap(),
+            [2, 1, b'a', 1, 0, 0, 0, 0, 0, 0, 0, 1]
         );
+        assert_eq!(key(&[&users, &ids], 1), None);
+        assert_eq!(
+            key(&[&ids, &users], 2).unwrap(),
+            [&[1, 0x80, 0, 0, 0, 0, 0, 0, 0, 2, 6][..], "日本".as_bytes()].concat()
+        );
+        assert_ne!(key(&[&users, &ids], 0), key(&[&users], 3));
     }
 }
