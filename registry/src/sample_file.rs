@@ -44,6 +44,10 @@ pub const PART_FILE: &str = "part-00000.parquet";
 
 /// Rows per Parquet row group: bounds the writer's buffer.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
+/// A column chunk's dictionary is kept up to this size, then the column is written plain:
+/// columns of few distinct values (categories, buckets, flags) stay dictionary-encoded, while
+/// columns of mostly distinct values (ids, times, scores) stop paying for a dictionary early.
+const DICTIONARY_BYTES: usize = 64 * 1024;
 
 /// Microseconds per day: samples are partitioned by the UTC day of their event time.
 const DAY_US: i64 = 86_400_000_000;
@@ -105,6 +109,7 @@ impl PartitionedWriter {
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_dictionary_page_size_limit(DICTIONARY_BYTES)
             .build();
         PartitionedWriter {
             out: out.to_path_buf(),
