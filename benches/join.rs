@@ -1,6 +1,7 @@
 //! Streaming joiner benchmark against the Kafka-protocol broker.
 //!
-//! `cargo bench --bench join -- [--impressions 500000] [--latency-events 2000]`
+//! `cargo bench --bench join -- [--impressions 500000] [--latency-events 2000] [--rounds 2]
+//! [--threads 1,2] [--reuse RUN_ID] [--compare PATH]`
 //!
 //! 1. **Throughput**: `fstore gen ctr` data produced to three topics in arrival order; then,
 //!    side by side in the same run, a raw rdkafka consume of the same topics to their end
@@ -10,6 +11,11 @@
 //! 2. **Latency**: a live `fstore join` (Kafka sink, lateness 1 s) while events are produced
 //!    in real time (event time = now): for each sample, its arrival time minus its event
 //!    time minus the lateness — the delay the joiner adds beyond the lateness it must wait.
+//!
+//! `--latency-events 0` skips the latency part. `--reuse RUN_ID` reads the topics an earlier
+//! run produced on the same broker (it prints its run id) instead of producing them again.
+//! `--compare PATH` runs another `fstore` binary (an earlier build) in every round next to
+//! this one, for A/B comparisons on a noisy machine.
 //!
 //! Brokers: `FSTORE_KAFKA_BROKERS`, or a broker started by `scripts/services.sh`.
 //!
@@ -56,6 +62,15 @@ fn arg(name: &str, default: usize) -> usize {
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
         .map_or(default, |v| v.parse().expect("a number"))
+}
+
+fn arg_str(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| default.to_string())
 }
 
 fn brokers(state: &Path) -> (String, Option<PathBuf>) {
@@ -183,6 +198,9 @@ fn raw_consume(brokers: &str, topics: &[String]) -> (u64, u64, Duration) {
 fn main() {
     let impressions = arg("--impressions", 500_000);
     let latency_events = arg("--latency-events", 2_000);
+    let rounds = arg("--rounds", 2);
+    // Topics of an earlier run on the same broker (its printed run id): not produced again.
+    let reuse = arg("--reuse", 0);
     let work = tempfile::tempdir().unwrap();
     let (brokers, services) = brokers(&work.path().join("services"));
     let registry = work.path().join("registry");
@@ -210,88 +228,105 @@ fn main() {
         "--days",
         "20",
     ]));
-    let run_id = std::process::id();
+    let run_id = if reuse > 0 {
+        reuse as u32
+    } else {
+        std::process::id()
+    };
     let topics: BTreeMap<&str, String> = ["impressions", "user_profile", "item_stats"]
         .iter()
         .map(|t| (*t, format!("bench-{t}-{run_id}")))
         .collect();
-    let names: Vec<&str> = topics.values().map(String::as_str).collect();
-    create_topics(&brokers, &names);
-    let p = producer(&brokers);
     let events = std::fs::read_to_string(data.join("events.jsonl")).unwrap();
-    let mut produced = 0u64;
-    for line in events.lines() {
-        let (topic, key, payload) = route(line, &topics);
-        send(&p, &topic, &key, &payload);
-        produced += 1;
+    let produced = events.lines().count() as u64;
+    if reuse == 0 {
+        let names: Vec<&str> = topics.values().map(String::as_str).collect();
+        create_topics(&brokers, &names);
+        let p = producer(&brokers);
+        for line in events.lines() {
+            let (topic, key, payload) = route(line, &topics);
+            send(&p, &topic, &key, &payload);
+        }
+        p.flush(Duration::from_secs(120)).unwrap();
     }
-    p.flush(Duration::from_secs(120)).unwrap();
     eprintln!(
-        "generated and produced {produced} messages ({impressions} impressions) in {:.1?}",
+        "generated and produced {produced} messages ({impressions} impressions) in {:.1?}; run id {run_id} (--reuse {run_id} reads these topics again)",
         t0.elapsed()
     );
 
-    // Throughput, alternating.
+    // Throughput, alternating: the baseline, then each joiner configuration.
+    let threads_list: Vec<usize> = arg_str("--threads", "1,2")
+        .split(',')
+        .map(|t| t.parse().expect("--threads: a list of numbers"))
+        .filter(|&t| t > 0)
+        .collect();
+    // Another fstore binary (an earlier build) run side by side for A/B comparisons.
+    let compare = arg_str("--compare", "");
+    let mut binaries = vec![(PathBuf::from(env!("CARGO_BIN_EXE_fstore")), String::new())];
+    if !compare.is_empty() {
+        binaries.push((PathBuf::from(&compare), format!(" ({compare})")));
+    }
     let topic_list: Vec<String> = topics.values().cloned().collect();
-    let mut rows = Vec::new();
-    for round in 0..2 {
+    let mut rows: Vec<(String, u64, Duration, Option<u64>)> = Vec::new();
+    for round in 0..rounds {
         let (n, _, took) = raw_consume(&brokers, &topic_list);
         assert_eq!(n, produced, "the baseline read every message");
-        rows.push(("raw rdkafka consume (baseline)", n, took, None));
-        for threads in [1, 2] {
-            let state = work.path().join(format!("state-{round}-{threads}"));
-            let out = work.path().join(format!("samples-{round}-{threads}"));
-            let wrap = std::env::var("FSTORE_BENCH_JOIN_WRAP").unwrap_or_default();
-            let mut cmd = match wrap.split_whitespace().collect::<Vec<_>>().split_first() {
-                Some((prog, args)) if round == 1 && threads == 1 => {
-                    let mut c = Command::new(prog);
-                    c.args(args).arg(env!("CARGO_BIN_EXE_fstore"));
-                    c.env_remove("FSTORE_REGISTRY");
-                    c
+        rows.push(("raw rdkafka consume (baseline)".into(), n, took, None));
+        for &threads in &threads_list {
+            for (b, (bin, label)) in binaries.iter().enumerate() {
+                let state = work.path().join(format!("state-{round}-{threads}-{b}"));
+                let out = work.path().join(format!("samples-{round}-{threads}-{b}"));
+                let wrap = std::env::var("FSTORE_BENCH_JOIN_WRAP").unwrap_or_default();
+                let mut cmd = match wrap.split_whitespace().collect::<Vec<_>>().split_first() {
+                    Some((prog, args)) if round == 1 && threads == 1 && b == 0 => {
+                        let mut c = Command::new(prog);
+                        c.args(args).arg(bin);
+                        c
+                    }
+                    _ => Command::new(bin),
+                };
+                cmd.env_remove("FSTORE_REGISTRY");
+                cmd.args(["join", "ctr", "--registry"])
+                    .arg(&registry)
+                    .args(["--brokers", &brokers, "--state"])
+                    .arg(&state)
+                    .arg("--sink")
+                    .arg(format!("parquet://{}", out.display()))
+                    .args(["--until-end", "--lateness", "15m"])
+                    .args(["--dead-letter", &format!("bench-dead-{run_id}")])
+                    // Events and profiles are keyed by user, item stats by item: with threads
+                    // splitting the partitions, every thread reads the item stats whole.
+                    .args([
+                        "--threads",
+                        &threads.to_string(),
+                        "--broadcast",
+                        "item_stats",
+                    ]);
+                for (s, t) in &topics {
+                    cmd.args(["--topic", &format!("{s}={t}")]);
                 }
-                _ => fstore(),
-            };
-            cmd.args(["join", "ctr", "--registry"])
-                .arg(&registry)
-                .args(["--brokers", &brokers, "--state"])
-                .arg(&state)
-                .arg("--sink")
-                .arg(format!("parquet://{}", out.display()))
-                .args(["--until-end", "--lateness", "15m"])
-                .args(["--dead-letter", &format!("bench-dead-{run_id}")])
-                // Events and profiles are keyed by user, item stats by item: with threads
-                // splitting the partitions, every thread reads the item stats whole.
-                .args([
-                    "--threads",
-                    &threads.to_string(),
-                    "--broadcast",
-                    "item_stats",
-                ]);
-            for (s, t) in &topics {
-                cmd.args(["--topic", &format!("{s}={t}")]);
-            }
-            let t = Instant::now();
-            let text = run(&mut cmd);
-            let took = t.elapsed();
-            if let Some(line) = text.lines().find(|l| l.trim_start().starts_with("time")) {
-                eprintln!("joiner round {round}, {threads} thread(s): {}", line.trim());
-            }
-            let samples: u64 = text
-                .split(" samples,")
-                .next()
-                .and_then(|s| s.rsplit(' ').next())
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            rows.push((
-                if threads == 1 {
-                    "fstore join --until-end → Parquet, 1 thread"
+                let t = Instant::now();
+                let text = run(&mut cmd);
+                let took = t.elapsed();
+                if let Some(line) = text.lines().find(|l| l.trim_start().starts_with("time")) {
+                    eprintln!(
+                        "joiner round {round}, {threads} thread(s){label}: {}",
+                        line.trim()
+                    );
+                }
+                let samples: u64 = text
+                    .split(" samples,")
+                    .next()
+                    .and_then(|s| s.rsplit(' ').next())
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                let name = if threads == 1 {
+                    "fstore join --until-end → Parquet, 1 thread".to_string()
                 } else {
-                    "fstore join --until-end → Parquet, --threads 2"
-                },
-                produced,
-                took,
-                Some(samples),
-            ));
+                    format!("fstore join --until-end → Parquet, --threads {threads}")
+                };
+                rows.push((format!("{name}{label}"), produced, took, Some(samples)));
+            }
         }
     }
     println!(
@@ -304,7 +339,7 @@ fn main() {
         .filter(|r| r.3.is_none())
         .map(|r| r.1 as f64 / r.2.as_secs_f64())
         .sum::<f64>()
-        / 2.0;
+        / rounds as f64;
     for (name, n, took, samples) in &rows {
         let rate = *n as f64 / took.as_secs_f64();
         println!(
@@ -316,7 +351,9 @@ fn main() {
         );
     }
 
-    latency(&brokers, &registry, work.path(), latency_events, run_id);
+    if latency_events > 0 {
+        latency(&brokers, &registry, work.path(), latency_events, run_id);
+    }
 
     if let Some(s) = services {
         let _ = Command::new(repo().join("scripts/services.sh"))
