@@ -63,8 +63,8 @@ use crate::keys::{AHEAD, KeyBytes, KeyTable, Slot};
 use crate::pipeline::{Chunk, MsgRef, ReadSource, Reader, SampleWriter, Step};
 use crate::state::{AsOf, KeyRows, StateRow};
 use crate::store::{
-    CF_EVENTS, CF_KEYS, CF_OUTBOX, Checkpoint, Counters, EventId, OutMessage, PendingEvent,
-    StateStore, event_key, state_key, write_entity_key,
+    CF_EVENTS, CF_KEYS, CF_OUTBOX, Checkpoint, Counters, EventId, KeyColumns, OutMessage,
+    PendingEvent, StateStore, entity_key_values, event_key, state_key,
 };
 use crate::watermark::{InputPartition, Watermarks};
 use prefetch_index::prefetch_index;
@@ -182,7 +182,6 @@ fn cached(cache: &mut [KeyCache]) -> impl Iterator<Item = (usize, &KeyBytes, &mu
 
 /// A key's rows in memory.
 struct Entry {
-    key: Vec<Value>,
     rows: KeyRows,
     /// A window group's on-time rows as folds read them: built by the first fold, kept up to
     /// date by inserts, dropped when garbage collection removes rows.
@@ -241,11 +240,12 @@ struct KeyBatch {
 }
 
 impl KeyBatch {
-    /// Adds the key of row `row` of `columns` (the key columns).
-    fn push_at(&mut self, columns: &[&ArrayRef], row: usize) -> Result<bool, Error> {
-        let whole = write_entity_key(columns, row, &mut self.bytes)?;
+    /// Adds the key of row `row` of `columns`; a key with a NULL part is no key (it resolves
+    /// to no entry, and `push` returns false).
+    fn push(&mut self, columns: &KeyColumns<'_>, row: usize) -> bool {
+        let whole = columns.write(row, &mut self.bytes);
         self.ends.push(whole.then_some(self.bytes.len()));
-        Ok(whole)
+        whole
     }
 
     fn keys(&self) -> Vec<Option<&[u8]>> {
@@ -1308,13 +1308,14 @@ impl Joiner {
             .iter()
             .map(|&k| batch.column(k))
             .collect();
+        let key_columns = KeyColumns::new(&key_columns)?;
         let times = rows.times()?;
         let only_groups = !self.sources[s].is_event;
         // The rows' keys (none for a NULL key).
         let mut keys = KeyBatch::default();
         for j in 0..n {
             let i = row_of(j);
-            if keys.push_at(&key_columns, i)? {
+            if keys.push(&key_columns, i) {
                 self.cp.counters.rows += 1;
             } else {
                 self.cp.counters.rows_without_key += 1;
@@ -1330,10 +1331,7 @@ impl Joiner {
             }
         }
         let keys = keys.keys();
-        let slots = self.resolve(g, &keys, |j| {
-            let i = row_of(j);
-            key_columns.iter().map(|c| value_at(c, i)).collect()
-        })?;
+        let slots = self.resolve(g, &keys)?;
         let table = &mut self.cache[g];
         let arena = &self.arenas[g];
         for (j, slot) in slots.iter().enumerate() {
@@ -1361,23 +1359,17 @@ impl Joiner {
     }
 
     /// The slots of many keys of group `g` (`None` for no key), each loaded from the store
-    /// on its first use; `values(i)` gives the values of key `i`.
-    fn resolve(
-        &mut self,
-        g: usize,
-        keys: &[Option<&[u8]>],
-        values: impl Fn(usize) -> Result<Vec<Value>, fstore_registry::Error>,
-    ) -> Result<Vec<Option<Slot>>, Error> {
+    /// on its first use.
+    fn resolve(&mut self, g: usize, keys: &[Option<&[u8]>]) -> Result<Vec<Option<Slot>>, Error> {
         let group = &self.groups[g];
         let store = &self.store;
         let arena = &mut self.arenas[g];
-        let slots = self.cache[g].resolve(keys, |i, k| {
+        let slots = self.cache[g].resolve(keys, |_, k| {
             let rows = match store.get_key(&state_key(group.name(), k))? {
                 Some(b) => KeyRows::decode(&group.codec, &b, arena)?,
                 None => KeyRows::default(),
             };
             Ok::<_, Error>(Entry {
-                key: values(i)?,
                 rows,
                 window: None,
                 dirty: false,
@@ -1425,15 +1417,14 @@ impl Joiner {
                 .map(|&k| columns[k].clone())
                 .collect();
             let key_refs: Vec<&ArrayRef> = key_columns.iter().collect();
+            let key_refs = KeyColumns::new(&key_refs)?;
             let (mut no_row, mut expired) = (0u64, 0u64);
             let mut keys = KeyBatch::default();
             for i in 0..events.len() {
-                keys.push_at(&key_refs, i)?;
+                keys.push(&key_refs, i);
             }
             let keys = keys.keys();
-            let slots = self.resolve(g, &keys, |i| {
-                key_refs.iter().map(|c| value_at(c, i)).collect()
-            })?;
+            let slots = self.resolve(g, &keys)?;
             // Each pass loads, a few events ahead, what the next pass will read.
             match &compiled.kind {
                 CompiledGroupKind::Row { ttl_us, .. } => {
@@ -1830,7 +1821,7 @@ impl Joiner {
             (0..self.groups.len()).map(|_| Vec::new()).collect();
         for (g, table) in self.cache.iter_mut().enumerate() {
             let arena = &self.arenas[g];
-            for (_, e) in table.iter_mut().filter(|(_, e)| e.online) {
+            for (kb, e) in table.iter_mut().filter(|(_, e)| e.online) {
                 e.online = false;
                 let Some(latest) = e.rows.latest() else {
                     continue;
@@ -1847,7 +1838,7 @@ impl Joiner {
                     }
                 };
                 per_group[g].push(OnlineUpdate {
-                    key: e.key.clone(),
+                    key: entity_key_values(kb)?,
                     value,
                 });
             }

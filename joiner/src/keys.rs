@@ -12,7 +12,7 @@ use std::hash::BuildHasher;
 
 use prefetch_index::prefetch_index;
 
-/// An entity key's bytes ([`crate::store::write_entity_key`]); short keys (most) inline.
+/// An entity key's bytes ([`crate::store::KeyColumns::write`]); short keys (most) inline.
 pub type KeyBytes = smallvec::SmallVec<[u8; 24]>;
 
 /// An entry's place in its table.

@@ -4,7 +4,7 @@
 //! - `meta`: the [`Checkpoint`] (JSON): input offsets, greatest event time per partition,
 //!   frontier, output sequence numbers, counters;
 //! - `keys`: per feature group and entity key, the key's rows ([`crate::state::KeyRows`]);
-//!   RocksDB key = group name, a zero byte, the entity key ([`write_entity_key`]);
+//!   RocksDB key = group name, a zero byte, the entity key ([`KeyColumns::write`]);
 //! - `events`: label events waiting for the frontier, in event-time order
 //!   ([`PendingEvent`]);
 //! - `outbox`: Kafka messages (samples, dead letters) committed but not yet known delivered
@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray};
 use arrow::datatypes::Int64Type;
 use fstore_registry::codec::{Codec, Value};
 use rocksdb::{
@@ -258,31 +258,75 @@ impl OutMessage {
     }
 }
 
-/// The entity key of row `row` of `columns` (its key columns), appended to `out` (so many
-/// keys can share one buffer): per part, INT64 as `0x01` and 8 bytes big-endian, STRING as
-/// `0x02`, the LEB128 length and the UTF-8 bytes. False, and nothing written, when a part is
-/// NULL.
-pub fn write_entity_key(
-    columns: &[&ArrayRef],
-    row: usize,
-    out: &mut Vec<u8>,
-) -> Result<bool, Error> {
-    if columns.iter().any(|c| c.is_null(row)) {
-        return Ok(false);
+/// The key columns of rows (INT64 or STRING), to write each row's entity key: per part,
+/// INT64 as `0x01` and 8 bytes big-endian, STRING as `0x02`, the LEB128 length and the UTF-8
+/// bytes.
+pub struct KeyColumns<'a> {
+    parts: Vec<KeyPart<'a>>,
+}
+
+enum KeyPart<'a> {
+    Int(&'a Int64Array),
+    Str(&'a StringArray),
+}
+
+impl<'a> KeyColumns<'a> {
+    pub fn new(columns: &[&'a ArrayRef]) -> Result<Self, Error> {
+        let parts = columns
+            .iter()
+            .map(|c| {
+                if let Some(a) = c.as_primitive_opt::<Int64Type>() {
+                    Ok(KeyPart::Int(a))
+                } else if let Some(a) = c.as_string_opt::<i32>() {
+                    Ok(KeyPart::Str(a))
+                } else {
+                    Err(Error::Internal(format!(
+                        "entity key column of type {} is not INT64 or STRING",
+                        c.data_type()
+                    )))
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(KeyColumns { parts })
     }
-    for c in columns {
-        if let Some(a) = c.as_primitive_opt::<Int64Type>() {
-            put_key_int(a.value(row), out);
-        } else if let Some(a) = c.as_string_opt::<i32>() {
-            put_key_str(a.value(row), out);
-        } else {
-            return Err(Error::Internal(format!(
-                "entity key column of type {} is not INT64 or STRING",
-                c.data_type()
-            )));
+
+    /// Appends row `row`'s entity key to `out` (so many keys can share one buffer); false,
+    /// and nothing written, when a part is NULL.
+    pub fn write(&self, row: usize, out: &mut Vec<u8>) -> bool {
+        let null = self.parts.iter().any(|p| match p {
+            KeyPart::Int(a) => a.is_null(row),
+            KeyPart::Str(a) => a.is_null(row),
+        });
+        if null {
+            return false;
         }
+        for p in &self.parts {
+            match p {
+                KeyPart::Int(a) => put_key_int(a.value(row), out),
+                KeyPart::Str(a) => put_key_str(a.value(row), out),
+            }
+        }
+        true
     }
-    Ok(true)
+}
+
+/// The values of an entity key written by [`KeyColumns::write`].
+pub fn entity_key_values(bytes: &[u8]) -> Result<Vec<Value>, Error> {
+    let mut r = Cursor { buf: bytes, pos: 0 };
+    let mut out = Vec::new();
+    while !r.done() {
+        out.push(match r.u8()? {
+            1 => Value::Int64(i64::from_be_bytes(r.take(8)?.try_into().expect("8 bytes"))),
+            2 => {
+                let n = r.length()?;
+                let s = std::str::from_utf8(r.take(n)?)
+                    .map_err(|_| Error::State("an entity key part is not UTF-8".into()))?;
+                Value::String(s.to_string())
+            }
+            t => return Err(Error::State(format!("entity key part of kind {t}"))),
+        });
+    }
+    Ok(out)
 }
 
 fn put_key_int(n: i64, out: &mut Vec<u8>) {
@@ -494,8 +538,9 @@ mod tests {
         ]));
         let key = |columns: &[&ArrayRef], row| {
             let mut out = Vec::new();
-            write_entity_key(columns, row, &mut out)
+            KeyColumns::new(columns)
                 .unwrap()
+                .write(row, &mut out)
                 .then_some(out)
         };
         assert_eq!(
@@ -506,6 +551,19 @@ mod tests {
         assert_eq!(
             key(&[&ids, &users], 2).unwrap(),
             [&[1, 0x80, 0, 0, 0, 0, 0, 0, 0, 2, 6][..], "日本".as_bytes()].concat()
+        );
+        // And back to values.
+        assert_eq!(
+            entity_key_values(&key(&[&ids, &users], 2).unwrap()).unwrap(),
+            [Value::Int64(i64::MIN), Value::String("日本".into())]
+        );
+        assert!(entity_key_values(&[3]).is_err());
+        assert!(entity_key_values(&[2, 5, b'a']).is_err());
+        assert!(
+            KeyColumns::new(&[
+                &(std::sync::Arc::new(arrow::array::BooleanArray::from(vec![true])) as ArrayRef)
+            ])
+            .is_err()
         );
         assert_ne!(key(&[&users, &ids], 0), key(&[&users], 3));
     }
