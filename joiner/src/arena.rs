@@ -235,39 +235,42 @@ impl RowArena {
         Ok(b.is_valid(r) && b.value(r))
     }
 
-    /// Column `column` of the rows `at` (NULL for `None`), in that order.
-    pub fn gather(&self, column: usize, at: &[Option<RowAt>]) -> Result<ArrayRef, Error> {
+    /// Every column of the rows `at` (NULL for `None`), in that order.
+    pub fn gather(&self, at: &[Option<RowAt>]) -> Result<Vec<ArrayRef>, Error> {
         let runs = runs(at);
         if let Some(runs) = &runs
             && runs.len() * 16 <= at.len().max(16)
         {
             // Rows in long runs (events queued in the order they came): slices of their
             // segments, without a gather.
-            let mut parts = Vec::with_capacity(runs.len());
             for &(first, len) in runs {
                 self.segment(RowAt {
                     seg: first.seg,
                     row: first.row + len - 1,
                 })?;
-                parts.push(
-                    self.segments[first.seg as usize].columns[column]
-                        .slice(first.row as usize, len as usize),
-                );
             }
-            return match parts.as_slice() {
-                [] => Ok(new_empty_array(&self.arrow_types[column])),
-                [one] => Ok(one.clone()),
-                _ => {
-                    let refs: Vec<&dyn Array> = parts.iter().map(|p| p.as_ref()).collect();
-                    arrow::compute::concat(&refs)
-                        .map_err(|e| Error::Internal(format!("gather: {e}")))
-                }
-            };
+            return (0..self.types.len())
+                .map(|c| {
+                    let parts: Vec<ArrayRef> = runs
+                        .iter()
+                        .map(|&(first, len)| {
+                            self.segments[first.seg as usize].columns[c]
+                                .slice(first.row as usize, len as usize)
+                        })
+                        .collect();
+                    match parts.as_slice() {
+                        [] => Ok(new_empty_array(&self.arrow_types[c])),
+                        [one] => Ok(one.clone()),
+                        _ => {
+                            let refs: Vec<&dyn Array> = parts.iter().map(|p| p.as_ref()).collect();
+                            arrow::compute::concat(&refs)
+                                .map_err(|e| Error::Internal(format!("gather: {e}")))
+                        }
+                    }
+                })
+                .collect();
         }
         let none = self.segments.len();
-        let mut arrays: Vec<&dyn Array> = Vec::with_capacity(none + 1);
-        arrays.extend(self.segments.iter().map(|s| s.columns[column].as_ref()));
-        arrays.push(self.nulls[column].as_ref());
         let mut indices = Vec::with_capacity(at.len());
         for a in at {
             indices.push(match a {
@@ -278,7 +281,14 @@ impl RowArena {
                 None => (none, 0),
             });
         }
-        interleave(&arrays, &indices).map_err(|e| Error::Internal(format!("gather: {e}")))
+        (0..self.types.len())
+            .map(|c| {
+                let mut arrays: Vec<&dyn Array> = Vec::with_capacity(none + 1);
+                arrays.extend(self.segments.iter().map(|s| s.columns[c].as_ref()));
+                arrays.push(self.nulls[c].as_ref());
+                interleave(&arrays, &indices).map_err(|e| Error::Internal(format!("gather: {e}")))
+            })
+            .collect()
     }
 
     /// Copies the rows `live` into one segment that replaces all others (in `live`'s order)
@@ -286,9 +296,7 @@ impl RowArena {
     pub fn compact(&mut self, live: &[RowAt]) -> Result<Vec<RowAt>, Error> {
         self.seal()?;
         let at: Vec<Option<RowAt>> = live.iter().copied().map(Some).collect();
-        let columns = (0..self.types.len())
-            .map(|c| self.gather(c, &at))
-            .collect::<Result<Vec<_>, _>>()?;
+        let columns = self.gather(&at)?;
         let mut bytes = ByteRows::default();
         for a in live {
             bytes.push(self.bytes(*a))?;
@@ -389,8 +397,7 @@ mod tests {
             Some(RowAt { seg: s0, row: 1 }),
             Some(RowAt { seg: s0, row: 0 }),
         ];
-        let ints = a.gather(0, &at).unwrap();
-        let strs = a.gather(1, &at).unwrap();
+        let [ints, strs] = <[ArrayRef; 2]>::try_from(a.gather(&at).unwrap()).unwrap();
         let ints = ints.as_primitive::<arrow::datatypes::Int64Type>();
         assert_eq!(
             ints.iter().collect::<Vec<_>>(),
@@ -416,7 +423,7 @@ mod tests {
             ],
         ] {
             for c in 0..2 {
-                let got = a.gather(c, &at).unwrap();
+                let got = a.gather(&at).unwrap()[c].clone();
                 let want: Vec<Value> = at
                     .iter()
                     .map(|r| a.values(r.unwrap()).unwrap()[c].clone())
@@ -426,13 +433,10 @@ mod tests {
             }
         }
         assert!(
-            a.gather(
-                0,
-                &[
-                    Some(RowAt { seg: 0, row: 1 }),
-                    Some(RowAt { seg: 0, row: 2 })
-                ]
-            )
+            a.gather(&[
+                Some(RowAt { seg: 0, row: 1 }),
+                Some(RowAt { seg: 0, row: 2 })
+            ])
             .is_err()
         );
         // Long runs of a larger segment: slices put together.
@@ -454,20 +458,19 @@ mod tests {
             .map(Some)
             .collect();
         assert_eq!(runs(&at).unwrap().len(), 3);
-        let ints = a.gather(0, &at).unwrap();
-        let strs = a.gather(1, &at).unwrap();
+        let [ints, strs] = <[ArrayRef; 2]>::try_from(a.gather(&at).unwrap()).unwrap();
         for (i, r) in at.iter().enumerate() {
             let want = a.values(r.unwrap()).unwrap();
             assert_eq!(value_at(&ints, i).unwrap(), want[0]);
             assert_eq!(value_at(&strs, i).unwrap(), want[1]);
         }
         assert_eq!(a.values(RowAt { seg: 0, row: 1 }).unwrap()[0], Value::Null);
-        assert!(a.gather(0, &[Some(RowAt { seg: 0, row: 2 })]).is_err());
+        assert!(a.gather(&[Some(RowAt { seg: 0, row: 2 })]).is_err());
         assert!(
             a.load(&[Value::String("x".into()), Value::Null], None)
                 .is_err()
         );
-        assert_eq!(a.gather(1, &[]).unwrap().len(), 0);
+        assert_eq!(a.gather(&[]).unwrap()[1].len(), 0);
         let moved = a.compact(&[RowAt { seg: 0, row: 0 }, loaded]).unwrap();
         assert_eq!(a.held(), 2);
         assert_eq!(a.values(moved[1]).unwrap()[1], Value::String("x".into()));

@@ -69,8 +69,9 @@ use crate::store::{
 use crate::watermark::{InputPartition, Watermarks};
 use prefetch_index::prefetch_index;
 
-/// Events emitted per projection batch.
-const EMIT_CHUNK: usize = 1024;
+/// Events emitted per projection batch: a step's worth, as a batch's fixed costs (gathers,
+/// transforms, the writer's encoding) are paid per chunk.
+const EMIT_CHUNK: usize = 8192;
 /// Key states kept in memory between checkpoints before the cache is dropped.
 const CACHE_KEYS: usize = 200_000;
 /// Stored keys the garbage collector visits per checkpoint (keys not in memory).
@@ -1405,9 +1406,7 @@ impl Joiner {
         let spec = self.spec.clone();
         // The base columns: the events' columns, then each join's.
         let at: Vec<Option<RowAt>> = events.iter().map(|e| Some(e.at)).collect();
-        let mut columns = (0..n_cols)
-            .map(|c| self.events.gather(c, &at))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut columns = self.events.gather(&at)?;
         for j in 0..self.joins.len() {
             let g = self.joins[j].group;
             let compiled = self.groups[g].compiled.clone();
@@ -1445,10 +1444,7 @@ impl Joiner {
                         };
                         found.push(row);
                     }
-                    let arena = &self.arenas[g];
-                    for c in 0..compiled.features().len() {
-                        columns.push(arena.gather(c, &found)?);
-                    }
+                    columns.extend(self.arenas[g].gather(&found)?);
                 }
                 CompiledGroupKind::Window { features } => {
                     let mut builders: Vec<ColumnBuilder> = compiled
@@ -1458,9 +1454,10 @@ impl Joiner {
                         .collect();
                     let table = &mut self.cache[g];
                     let arena = &self.arenas[g];
+                    let empty = WindowRows::empty(features);
                     for (i, e) in events.iter().enumerate() {
                         prefetch_ahead(table, &slots, i);
-                        let folded = match slots[i] {
+                        match slots[i] {
                             Some(s) => {
                                 let entry = table.get_mut(s);
                                 if entry.window.is_none() {
@@ -1468,14 +1465,11 @@ impl Joiner {
                                         Some(entry.rows.window_rows(arena, features, false)?);
                                 }
                                 match &entry.window {
-                                    Some(w) => w.fold(features, e.id.0),
-                                    None => WindowRows::empty(features).fold(features, e.id.0),
+                                    Some(w) => w.fold_into(features, e.id.0, &mut builders)?,
+                                    None => empty.fold_into(features, e.id.0, &mut builders)?,
                                 }
                             }
-                            None => WindowRows::empty(features).fold(features, e.id.0),
-                        };
-                        for (b, v) in builders.iter_mut().zip(&folded) {
-                            b.append(v)?;
+                            None => empty.fold_into(features, e.id.0, &mut builders)?,
                         }
                     }
                     for b in &mut builders {
