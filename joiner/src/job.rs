@@ -378,6 +378,90 @@ pub struct Joiner {
     failed: bool,
 }
 
+impl Drop for Joiner {
+    fn drop(&mut self) {
+        // The reader first (it polls the consumer), then the consumer's queue is closed
+        // at once rather than by its drop's 100 ms polls.
+        self.reader = None;
+        Kafka::close(&self.consumer);
+    }
+}
+
+/// A joiner's state as opened: the store, its checkpoint (or a new one), and the events it
+/// holds queued.
+struct OpenedState {
+    store: StateStore,
+    cp: Checkpoint,
+    pending: BTreeMap<EventId, Queued>,
+    events: RowArena,
+}
+
+/// Opens (or creates) the state folder and checks that it belongs to this spec and instance.
+fn open_state(
+    cfg: &JoinConfig,
+    defs: &Definitions,
+    spec: &CompiledSpec,
+    event_codec: &Codec,
+) -> Result<OpenedState, Error> {
+    std::fs::create_dir_all(&cfg.state_dir).map_err(|e| {
+        Error::Config(format!(
+            "cannot create the state folder {}: {e}",
+            cfg.state_dir.display()
+        ))
+    })?;
+    let store = StateStore::open(&cfg.state_dir)?;
+    let instance = format!("{}/{}", cfg.instance.index, cfg.instance.count);
+    let fp = fingerprints(defs, spec);
+    let cp = match store.checkpoint()? {
+        Some(cp) => {
+            if cp.tie_encoding != fstore_registry::order::TIE_ENCODING {
+                return Err(Error::Config(format!(
+                    "state folder {} orders ties by {:?}, this fstore by {:?}: rebuild the state (a new --state folder from the start of the topics)",
+                    cfg.state_dir.display(),
+                    cp.tie_encoding,
+                    fstore_registry::order::TIE_ENCODING
+                )));
+            }
+            if cp.spec != spec.spec.name || cp.spec_fingerprint != fp || cp.instance != instance {
+                return Err(Error::Config(format!(
+                    "state folder {} belongs to spec \"{}\" as instance {} with other definitions; this run is spec \"{}\" as instance {instance}: use a new --state folder (or delete it to start over)",
+                    cfg.state_dir.display(),
+                    cp.spec,
+                    cp.instance,
+                    spec.spec.name
+                )));
+            }
+            cp
+        }
+        None => Checkpoint {
+            spec: spec.spec.name.clone(),
+            spec_fingerprint: fp,
+            instance,
+            frontier: i64::MIN,
+            run: format!(
+                "{:08x}",
+                (now_us() as u64 ^ u64::from(std::process::id()).rotate_left(40)) & 0xffff_ffff
+            ),
+            tie_encoding: fstore_registry::order::TIE_ENCODING.to_string(),
+            ..Default::default()
+        },
+    };
+    let mut pending = BTreeMap::new();
+    let mut events = RowArena::new(event_codec.types().to_vec());
+    for (_, v) in store.scan(CF_EVENTS)? {
+        let event = PendingEvent::decode(event_codec, &v)?;
+        let at = events.load(&event.values, event.key.as_deref())?;
+        pending.insert(event.id(), Queued { at, stored: true });
+    }
+    events.seal()?;
+    Ok(OpenedState {
+        store,
+        cp,
+        pending,
+        events,
+    })
+}
+
 fn fingerprints(defs: &Definitions, spec: &CompiledSpec) -> String {
     let mut parts = vec![format!(
         "spec:{}",
@@ -558,77 +642,46 @@ impl Joiner {
                 .collect(),
         )?;
 
-        // State.
-        std::fs::create_dir_all(&cfg.state_dir).map_err(|e| {
-            Error::Config(format!(
-                "cannot create the state folder {}: {e}",
-                cfg.state_dir.display()
-            ))
-        })?;
-        let store = StateStore::open(&cfg.state_dir)?;
-        let instance = format!("{}/{}", cfg.instance.index, cfg.instance.count);
-        let fp = fingerprints(defs, &spec);
-        let cp = match store.checkpoint()? {
-            Some(cp) => {
-                if cp.tie_encoding != fstore_registry::order::TIE_ENCODING {
-                    return Err(Error::Config(format!(
-                        "state folder {} orders ties by {:?}, this fstore by {:?}: rebuild the state (a new --state folder from the start of the topics)",
-                        cfg.state_dir.display(),
-                        cp.tie_encoding,
-                        fstore_registry::order::TIE_ENCODING
-                    )));
-                }
-                if cp.spec != spec.spec.name || cp.spec_fingerprint != fp || cp.instance != instance
-                {
-                    return Err(Error::Config(format!(
-                        "state folder {} belongs to spec \"{}\" as instance {} with other definitions; this run is spec \"{}\" as instance {instance}: use a new --state folder (or delete it to start over)",
-                        cfg.state_dir.display(),
-                        cp.spec,
-                        cp.instance,
-                        spec.spec.name
-                    )));
-                }
-                cp
-            }
-            None => Checkpoint {
-                spec: spec.spec.name.clone(),
-                spec_fingerprint: fp,
-                instance,
-                frontier: i64::MIN,
-                run: format!(
-                    "{:08x}",
-                    (now_us() as u64 ^ u64::from(std::process::id()).rotate_left(40)) & 0xffff_ffff
-                ),
-                tie_encoding: fstore_registry::order::TIE_ENCODING.to_string(),
-                ..Default::default()
-            },
-        };
-        let mut pending = BTreeMap::new();
-        let mut events = RowArena::new(event_codec.types().to_vec());
-        for (_, v) in store.scan(CF_EVENTS)? {
-            let event = PendingEvent::decode(&event_codec, &v)?;
-            let at = events.load(&event.values, event.key.as_deref())?;
-            pending.insert(event.id(), Queued { at, stored: true });
-        }
-        events.seal()?;
-
-        // Kafka: partitions, assignment at the committed offsets.
+        // The state store opens (its files created and synced) while the broker is asked
+        // for the sources' partitions: both wait on I/O.
         let kafka = Kafka {
             brokers: cfg.brokers.clone(),
             options: cfg.kafka_options.clone(),
         };
-        let consumer = kafka.consumer(&format!(
-            "fstore-join-{}-{}-of-{}",
-            spec.spec.name, cfg.instance.index, cfg.instance.count
-        ))?;
+        let (state, listed) = std::thread::scope(|scope| {
+            let state = scope.spawn(|| open_state(&cfg, defs, &spec, &event_codec));
+            let listed = (|| {
+                let consumer = kafka.consumer(&format!(
+                    "fstore-join-{}-{}-of-{}",
+                    spec.spec.name, cfg.instance.index, cfg.instance.count
+                ))?;
+                let partitions = sources
+                    .iter()
+                    .map(|s| {
+                        kafka.partitions(&consumer, &s.topic).map_err(|e| match e {
+                            Error::Config(m) => {
+                                Error::Config(format!("source \"{}\": {m}", s.name))
+                            }
+                            e => e,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, Error>>()?;
+                Ok::<_, Error>((consumer, partitions))
+            })();
+            (state.join(), listed)
+        });
+        let OpenedState {
+            store,
+            cp,
+            pending,
+            events,
+        } = state.map_err(|_| Error::Internal("opening the state store panicked".into()))??;
+        let (consumer, listed) = listed?;
+        // Assignment at the committed offsets.
         let mut tpl = TopicPartitionList::new();
         let mut inputs = Vec::new();
         let mut event_partitions = 0usize;
-        for s in &sources {
-            let all = kafka.partitions(&consumer, &s.topic).map_err(|e| match e {
-                Error::Config(m) => Error::Config(format!("source \"{}\": {m}", s.name)),
-                e => e,
-            })?;
+        for (s, all) in sources.iter().zip(listed) {
             if s.is_event {
                 event_partitions = all.len();
             } else if cfg.instance.count > 1

@@ -34,8 +34,9 @@ use crate::Error;
 const READ_AHEAD: usize = 2;
 /// Sample batches queued for the writer at most.
 const WRITE_AHEAD: usize = 64;
-/// How long the reader waits for a step's first message before it looks at the stop flag.
-const POLL_WAIT: Duration = Duration::from_millis(100);
+/// How long the reader waits for a step's first message before it looks at the stop flag:
+/// stopping the reader waits this long at most.
+const POLL_WAIT: Duration = Duration::from_millis(10);
 /// Rows a chunk's column builders make room for at first.
 const STEP_ROWS_HINT: usize = 1024;
 
@@ -95,6 +96,8 @@ pub struct Chunk {
     columns: Vec<Column>,
     decoder: RowDecoder,
     builders: Vec<ColumnBuilder>,
+    /// Rows the builders make room for: the last step's, so they do not grow step by step.
+    rows_hint: usize,
 }
 
 impl Chunk {
@@ -110,6 +113,7 @@ impl Chunk {
             columns: source.columns.clone(),
             decoder: RowDecoder::new(&source.columns),
             builders: Vec::new(),
+            rows_hint: STEP_ROWS_HINT,
         }
     }
 
@@ -143,7 +147,7 @@ impl Chunk {
             self.builders = self
                 .columns
                 .iter()
-                .map(|c| ColumnBuilder::new(&c.dtype, STEP_ROWS_HINT))
+                .map(|c| ColumnBuilder::new(&c.dtype, self.rows_hint))
                 .collect();
         }
         let row = self.len();
@@ -172,6 +176,7 @@ impl Chunk {
         if self.is_empty() {
             return Ok(());
         }
+        self.rows_hint = self.len().max(STEP_ROWS_HINT);
         let columns = self
             .builders
             .iter_mut()
@@ -339,14 +344,16 @@ fn read_steps(
                 .chunks
                 .iter_mut()
                 .try_for_each(Chunk::finish)
-                .map(|()| std::mem::replace(&mut step, Step::new(sources)));
-            if let Ok(spent) = buffers.try_recv() {
-                step = spent;
-            }
+                .map(|()| Step {
+                    chunks: std::mem::take(&mut step.chunks),
+                });
             let failed = done.is_err();
             if steps.send(done).is_err() || failed {
                 return;
             }
+            // Once this step is handed over, the buffers of one the loop has applied; new
+            // ones only when none came back yet.
+            step = buffers.try_recv().unwrap_or_else(|_| Step::new(sources));
         }
     }
 }
