@@ -330,7 +330,8 @@ pub struct Joiner {
     spec: Arc<CompiledSpec>,
     registry_version: u64,
     kafka: Kafka,
-    consumer: Arc<BaseConsumer>,
+    /// Taken only by the drop.
+    consumer: Option<Arc<BaseConsumer>>,
     /// Reads and decodes steps ahead of the loop (started by the first read). It lives as
     /// long as the joiner: steps it has read and the loop has not applied are past the
     /// consumer's position, so a new reader would skip them.
@@ -380,10 +381,15 @@ pub struct Joiner {
 
 impl Drop for Joiner {
     fn drop(&mut self) {
-        // The reader first (it polls the consumer), then the consumer's queue is closed
-        // at once rather than by its drop's 100 ms polls.
+        // The reader first (it polls the consumer). The consumer's drop waits for its queue
+        // to close, polling 100 ms at a time: it closes on a thread of its own rather than
+        // hold up the caller (it has no group membership or offsets to hand back).
         self.reader = None;
-        Kafka::close(&self.consumer);
+        if let Some(c) = self.consumer.take() {
+            let _ = std::thread::Builder::new()
+                .name("fstore-close".into())
+                .spawn(move || drop(c));
+        }
     }
 }
 
@@ -761,7 +767,7 @@ impl Joiner {
             registry_version,
             writer,
             kafka,
-            consumer: Arc::new(consumer),
+            consumer: Some(Arc::new(consumer)),
             reader: None,
             outbox,
             store,
@@ -981,11 +987,11 @@ impl Joiner {
                     schema: s.schema.clone(),
                 })
                 .collect();
-            self.reader = Some(Reader::start(
-                self.consumer.clone(),
-                sources,
-                self.cfg.max_batch,
-            )?);
+            let consumer = self
+                .consumer
+                .clone()
+                .ok_or_else(|| Error::Internal("the joiner's consumer is closed".into()))?;
+            self.reader = Some(Reader::start(consumer, sources, self.cfg.max_batch)?);
         }
         match &self.reader {
             Some(r) => r.next(Duration::from_millis(100)),
@@ -1066,10 +1072,13 @@ impl Joiner {
                 continue;
             }
             self.end_checked.insert(p.clone(), Instant::now());
-            let at_end = match self
-                .consumer
-                .fetch_watermarks(&p.0, p.1, Duration::from_secs(2))
-            {
+            let asked = match &self.consumer {
+                Some(c) => c.fetch_watermarks(&p.0, p.1, Duration::from_secs(2)),
+                None => Err(rdkafka::error::KafkaError::ClientCreation(
+                    "the joiner's consumer is closed".into(),
+                )),
+            };
+            let at_end = match asked {
                 Ok((_, high)) => self.next_offset(&p) >= high,
                 Err(e) => {
                     tracing::warn!(topic = %p.0, partition = p.1, error = %e, "cannot ask the end offset; the partition keeps holding the watermark");

@@ -56,19 +56,6 @@ impl Kafka {
         Ok(c.create()?)
     }
 
-    /// Closes a consumer's queue without the up to 100 ms waits its drop would spend polling
-    /// for the close to finish (once closed, the drop skips them). Messages still queued are
-    /// dropped: the joiner's position is its checkpoint's offsets, never the consumer's.
-    pub fn close(consumer: &BaseConsumer) {
-        if consumer.close_queue().is_err() {
-            return;
-        }
-        let t0 = Instant::now();
-        while !consumer.closed() && t0.elapsed() < Duration::from_secs(2) {
-            let _ = consumer.poll(Duration::from_millis(1));
-        }
-    }
-
     /// The partitions of `topic`; a topic the broker does not know is the user's error.
     pub fn partitions(&self, consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>, Error> {
         let md = consumer.fetch_metadata(Some(topic), REQUEST_TIMEOUT)?;
