@@ -1,7 +1,8 @@
 //! Work the join loop hands to threads of its own, so reading, joining and writing samples
 //! overlap:
-//! - a [`Reader`] polls the consumer and decodes each message's JSON row straight into its
-//!   source's columns, a step at a time, while the loop applies the step before;
+//! - a [`Reader`] polls the consumer a step at a time on one thread and decodes each step's
+//!   JSON rows straight into its sources' columns on another, while the loop applies the
+//!   step before;
 //! - a [`SampleWriter`] encodes the Parquet files of a checkpoint under hidden names while the
 //!   loop goes on; the checkpoint has them finished and renamed into place just before it
 //!   commits.
@@ -37,8 +38,6 @@ const WRITE_AHEAD: usize = 64;
 /// How long the reader waits for a step's first message before it looks at the stop flag:
 /// stopping the reader waits this long at most.
 const POLL_WAIT: Duration = Duration::from_millis(10);
-/// Rows a chunk's column builders make room for at first.
-const STEP_ROWS_HINT: usize = 1024;
 
 /// Byte strings (message keys, or values), each possibly absent, in one buffer.
 #[derive(Debug, Default)]
@@ -96,8 +95,6 @@ pub struct Chunk {
     columns: Vec<Column>,
     decoder: RowDecoder,
     builders: Vec<ColumnBuilder>,
-    /// Rows the builders make room for: the last step's, so they do not grow step by step.
-    rows_hint: usize,
 }
 
 impl Chunk {
@@ -113,7 +110,6 @@ impl Chunk {
             columns: source.columns.clone(),
             decoder: RowDecoder::new(&source.columns),
             builders: Vec::new(),
-            rows_hint: STEP_ROWS_HINT,
         }
     }
 
@@ -136,36 +132,38 @@ impl Chunk {
         }
     }
 
-    fn push(
-        &mut self,
-        partition: i32,
-        offset: i64,
-        key: Option<&[u8]>,
-        payload: Option<&[u8]>,
-    ) -> Result<(), Error> {
-        if self.builders.is_empty() {
-            self.builders = self
-                .columns
-                .iter()
-                .map(|c| ColumnBuilder::new(&c.dtype, self.rows_hint))
-                .collect();
-        }
-        let row = self.len();
+    /// Appends a message as read (its value is decoded by [`Chunk::decode`]).
+    fn push(&mut self, partition: i32, offset: i64, key: Option<&[u8]>, payload: Option<&[u8]>) {
         self.partitions.push(partition);
         self.offsets.push(offset);
         self.keys.push(key);
         self.payloads.push(payload);
-        let decoded = match payload {
-            None => Err(None),
-            Some(p) => self
-                .decoder
-                .decode_into(p, &mut self.builders)
-                .map_err(Some),
-        };
-        if let Err(why) = decoded {
-            self.bad.push((row, why));
-            for b in &mut self.builders {
-                b.append_ref(ValueRef::Null)?;
+    }
+
+    /// Decodes the messages' values into the chunk's columns; a message whose value is no
+    /// row is noted in `bad` and gets a row of NULLs.
+    fn decode(&mut self) -> Result<(), Error> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        self.builders = self
+            .columns
+            .iter()
+            .map(|c| ColumnBuilder::new(&c.dtype, self.len()))
+            .collect();
+        for row in 0..self.len() {
+            let decoded = match self.payloads.get(row) {
+                None => Err(None),
+                Some(p) => self
+                    .decoder
+                    .decode_into(p, &mut self.builders)
+                    .map_err(Some),
+            };
+            if let Err(why) = decoded {
+                self.bad.push((row, why));
+                for b in &mut self.builders {
+                    b.append_ref(ValueRef::Null)?;
+                }
             }
         }
         Ok(())
@@ -176,7 +174,6 @@ impl Chunk {
         if self.is_empty() {
             return Ok(());
         }
-        self.rows_hint = self.len().max(STEP_ROWS_HINT);
         let columns = self
             .builders
             .iter_mut()
@@ -229,14 +226,15 @@ pub struct ReadSource {
     pub schema: SchemaRef,
 }
 
-/// The thread that reads and decodes steps of messages.
+/// The threads that read steps of messages (one polls the consumer, one decodes the
+/// values of the step before).
 pub struct Reader {
     steps: Option<Receiver<Result<Step, Error>>>,
     /// Applied steps, back to the reader to fill again: their buffers are large, and new
     /// ones each step would be grown, copied and faulted in every time.
     spent: SyncSender<Step>,
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl Reader {
@@ -248,18 +246,29 @@ impl Reader {
         max_batch: usize,
     ) -> Result<Self, Error> {
         let (tx, rx) = sync_channel(READ_AHEAD);
-        let (spent, buffers) = sync_channel(READ_AHEAD + 1);
+        let (read_tx, read_rx) = sync_channel(1);
+        let (spent, buffers) = sync_channel(READ_AHEAD + 2);
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("fstore-read".into())
-            .spawn(move || read_steps(&consumer, &sources, max_batch, &flag, &tx, &buffers))
-            .map_err(|e| Error::Internal(format!("cannot start the reader thread: {e}")))?;
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(f)
+                .map_err(|e| Error::Internal(format!("cannot start the {name} thread: {e}")))
+        };
+        let decoder = spawn(
+            "fstore-decode",
+            Box::new(move || decode_steps(&read_rx, &tx)),
+        )?;
+        let poller = spawn(
+            "fstore-read",
+            Box::new(move || read_steps(&consumer, &sources, max_batch, &flag, &read_tx, &buffers)),
+        )?;
         Ok(Reader {
             steps: Some(rx),
             spent,
             stop,
-            thread: Some(thread),
+            threads: vec![poller, decoder],
         })
     }
 
@@ -272,7 +281,7 @@ impl Reader {
             Ok(step) => step.map(Some),
             Err(RecvTimeoutError::Timeout) => Ok(None),
             Err(RecvTimeoutError::Disconnected) => Err(Error::Internal(
-                "the reader thread stopped (see the log for its panic)".into(),
+                "the reader threads stopped (see the log for a panic)".into(),
             )),
         }
     }
@@ -288,9 +297,9 @@ impl Reader {
 impl Drop for Reader {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        // Unblocks a reader waiting to hand over a step.
+        // Unblocks a decoder waiting to hand over a step (and so the poller waiting on it).
         drop(self.steps.take());
-        if let Some(t) = self.thread.take() {
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
     }
@@ -301,7 +310,7 @@ fn read_steps(
     sources: &[ReadSource],
     max_batch: usize,
     stop: &AtomicBool,
-    steps: &SyncSender<Result<Step, Error>>,
+    read_steps_tx: &SyncSender<Step>,
     buffers: &Receiver<Step>,
 ) {
     // The source of the message before is tried first: fetches come a partition at a time.
@@ -328,32 +337,40 @@ fn read_steps(
                         },
                     };
                     last = source;
-                    let pushed =
-                        step.chunks[source].push(m.partition(), m.offset(), m.key(), m.payload());
-                    if let Err(e) = pushed {
-                        let _ = steps.send(Err(e));
-                        return;
-                    }
+                    step.chunks[source].push(m.partition(), m.offset(), m.key(), m.payload());
                     read += 1;
                 }
             }
         }
         if read > 0 {
             read = 0;
-            let done = step
-                .chunks
-                .iter_mut()
-                .try_for_each(Chunk::finish)
-                .map(|()| Step {
-                    chunks: std::mem::take(&mut step.chunks),
-                });
-            let failed = done.is_err();
-            if steps.send(done).is_err() || failed {
+            let full = Step {
+                chunks: std::mem::take(&mut step.chunks),
+            };
+            if read_steps_tx.send(full).is_err() {
                 return;
             }
             // Once this step is handed over, the buffers of one the loop has applied; new
             // ones only when none came back yet.
             step = buffers.try_recv().unwrap_or_else(|_| Step::new(sources));
+        }
+    }
+}
+
+/// Decodes the steps read, in order, and hands them to the loop.
+fn decode_steps(read: &Receiver<Step>, steps: &SyncSender<Result<Step, Error>>) {
+    while let Ok(mut step) = read.recv() {
+        let done = step
+            .chunks
+            .iter_mut()
+            .try_for_each(|c| {
+                c.decode()?;
+                c.finish()
+            })
+            .map(|()| step);
+        let failed = done.is_err();
+        if steps.send(done).is_err() || failed {
+            return;
         }
     }
 }
