@@ -60,6 +60,7 @@ use crate::arena::{ByteRows, RowArena, RowAt, byte_rows};
 use crate::config::{JoinConfig, SinkTarget};
 use crate::kafka::{Kafka, Outbox};
 use crate::keys::{AHEAD, KeyBytes, KeyTable, Slot};
+use crate::pending::PendingEvents;
 use crate::pipeline::{Chunk, MsgRef, ReadSource, Reader, SampleWriter, Step};
 use crate::state::{AsOf, KeyRows, StateRow};
 use crate::store::{
@@ -276,7 +277,7 @@ enum EventChange {
     Delete,
 }
 
-/// A label event waiting for the frontier (its id, the map's key, is its event time,
+/// A label event waiting for the frontier (its id, by which it is queued, is its event time,
 /// partition and offset).
 struct Queued {
     /// Its values, and its message key as the row's bytes, in the events' arena.
@@ -348,7 +349,7 @@ pub struct Joiner {
     ts_output: usize,
     marks: Watermarks,
     cp: Checkpoint,
-    pending: BTreeMap<EventId, Queued>,
+    pending: PendingEvents<Queued>,
     /// Events queued since the last checkpoint and not stored: the next checkpoint writes
     /// those still pending. An event queued and emitted between two checkpoints is never
     /// written.
@@ -398,7 +399,7 @@ impl Drop for Joiner {
 struct OpenedState {
     store: StateStore,
     cp: Checkpoint,
-    pending: BTreeMap<EventId, Queued>,
+    pending: PendingEvents<Queued>,
     events: RowArena,
 }
 
@@ -452,7 +453,7 @@ fn open_state(
             ..Default::default()
         },
     };
-    let mut pending = BTreeMap::new();
+    let mut pending = PendingEvents::default();
     let mut events = RowArena::new(event_codec.types().to_vec());
     for (_, v) in store.scan(CF_EVENTS)? {
         let event = PendingEvent::decode(event_codec, &v)?;
@@ -1445,14 +1446,11 @@ impl Joiner {
 
     /// Emits the samples of queued events before the frontier.
     fn emit(&mut self) -> Result<(), Error> {
-        let f = self.marks.frontier();
-        let later = self.pending.split_off(&(f, i32::MIN, i64::MIN));
-        let mut ready = std::mem::replace(&mut self.pending, later)
-            .into_iter()
-            .peekable();
-        while ready.peek().is_some() {
-            let mut chunk = Vec::with_capacity(EMIT_CHUNK);
-            for (id, q) in ready.by_ref().take(EMIT_CHUNK) {
+        let ready = self.pending.take_before(self.marks.frontier());
+        for events in ready.chunks(EMIT_CHUNK) {
+            let mut chunk = Vec::with_capacity(events.len());
+            for (id, q) in events {
+                let id = *id;
                 if q.stored {
                     self.event_changes.insert(id, EventChange::Delete);
                 }

@@ -27,6 +27,7 @@ pub mod error;
 pub mod job;
 pub mod kafka;
 pub mod keys;
+pub mod pending;
 pub mod pipeline;
 pub mod state;
 pub mod store;
