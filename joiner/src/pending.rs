@@ -100,7 +100,7 @@ impl<V> PendingEvents<V> {
         self.len -= out.len();
         if runs > 1 {
             // Sorted runs, one per partition: the stable sort merges them.
-            out.sort_by(|a, b| a.0.cmp(&b.0));
+            out.sort_by_key(|a| a.0);
         }
         out
     }
