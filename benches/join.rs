@@ -352,7 +352,14 @@ fn main() {
     }
 
     if latency_events > 0 {
-        latency(&brokers, &registry, work.path(), latency_events, run_id);
+        // Topics of their own each run (a reused run id has had its live topics already).
+        latency(
+            &brokers,
+            &registry,
+            work.path(),
+            latency_events,
+            std::process::id(),
+        );
     }
 
     if let Some(s) = services {
