@@ -358,6 +358,9 @@ pub struct Joiner {
     event_changes: FastMap<EventId, EventChange>,
     /// Per group, the keys in memory.
     cache: Vec<KeyCache>,
+    /// Every key the store holds is in memory (the store held none at the start and the
+    /// cache has not been dropped since): a key not in the cache is not looked up.
+    all_keys_cached: bool,
     /// Per group, the values and tie bytes of the rows of the keys in memory.
     arenas: Vec<RowArena>,
     /// The values and message keys of the queued label events.
@@ -398,6 +401,8 @@ impl Drop for Joiner {
 /// holds queued.
 struct OpenedState {
     store: StateStore,
+    /// The store holds no key's rows.
+    no_keys: bool,
     cp: Checkpoint,
     pending: PendingEvents<Queued>,
     events: RowArena,
@@ -417,6 +422,7 @@ fn open_state(
         ))
     })?;
     let store = StateStore::open(&cfg.state_dir)?;
+    let no_keys = store.is_empty(CF_KEYS)?;
     let instance = format!("{}/{}", cfg.instance.index, cfg.instance.count);
     let fp = fingerprints(defs, spec);
     let cp = match store.checkpoint()? {
@@ -463,6 +469,7 @@ fn open_state(
     events.seal()?;
     Ok(OpenedState {
         store,
+        no_keys,
         cp,
         pending,
         events,
@@ -679,6 +686,7 @@ impl Joiner {
         });
         let OpenedState {
             store,
+            no_keys,
             cp,
             pending,
             events,
@@ -784,6 +792,7 @@ impl Joiner {
             new_events: Vec::new(),
             event_changes: FastMap::default(),
             cache: (0..groups_len).map(|_| KeyCache::default()).collect(),
+            all_keys_cached: no_keys,
             arenas,
             events,
             out_msgs: Vec::new(),
@@ -1426,10 +1435,14 @@ impl Joiner {
     /// on its first use.
     fn resolve(&mut self, g: usize, keys: &[Option<&[u8]>]) -> Result<Vec<Option<Slot>>, Error> {
         let group = &self.groups[g];
-        let store = &self.store;
+        let store = (!self.all_keys_cached).then_some(&self.store);
         let arena = &mut self.arenas[g];
         let slots = self.cache[g].resolve(keys, |_, k| {
-            let rows = match store.get_key(&state_key(group.name(), k))? {
+            let stored = match store {
+                Some(store) => store.get_key(&state_key(group.name(), k))?,
+                None => None,
+            };
+            let rows = match stored {
                 Some(b) => KeyRows::decode(&group.codec, &b, arena)?,
                 None => KeyRows::default(),
             };
@@ -1857,6 +1870,7 @@ impl Joiner {
         }
         if self.cache.iter().map(KeyCache::len).sum::<usize>() > CACHE_KEYS {
             self.cache.iter_mut().for_each(KeyCache::clear);
+            self.all_keys_cached = false;
             self.arenas.iter_mut().for_each(RowArena::clear);
         }
         self.compact_arenas()?;

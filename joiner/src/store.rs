@@ -416,6 +416,18 @@ impl StateStore {
             .collect()
     }
 
+    /// Whether a column family holds nothing.
+    pub fn is_empty(&self, cf: &str) -> Result<bool, Error> {
+        match self
+            .db
+            .iterator_cf(self.cf(cf)?, IteratorMode::Start)
+            .next()
+        {
+            None => Ok(true),
+            Some(r) => r.map(|_| false).map_err(Error::from),
+        }
+    }
+
     /// Up to `limit` stored values of a column family from `from` on (the start by default).
     pub fn scan_from(
         &self,
