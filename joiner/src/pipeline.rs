@@ -398,7 +398,30 @@ pub struct SampleWriter {
     started: bool,
 }
 
+/// Gives the calling thread the lowest priority of normal threads (nice 19): the writer
+/// encodes samples when a core is free, behind the reader and the join loop. Its queue is
+/// bounded (the loop waits when it is full) and a checkpoint waits for it, so it falls
+/// behind by at most that queue and catches up in the loop's idle time (a bounded run's end
+/// wait, a live joiner's pauses between steps).
+fn lowest_priority() {
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    let policy = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other);
+    let set = ThreadPriority::try_from(0u8)
+        .map_err(|e| e.to_string())
+        .and_then(|p| {
+            set_thread_priority_and_policy(thread_native_id(), p, policy)
+                .map_err(|e| format!("{e:?}"))
+        });
+    if let Err(e) = set {
+        tracing::debug!(error = %e, "the sample writer keeps its priority");
+    }
+}
+
 fn write_ops(ops: Receiver<WriteOp>, shared: &WriterShared) {
+    lowest_priority();
     let mut open: Option<Box<PartitionedWriter>> = None;
     let fail = |e: String| {
         if let Ok(mut f) = shared.failed.lock() {
