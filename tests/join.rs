@@ -132,7 +132,7 @@ pub fn shuffle_within(
     jitter_us: i64,
     seed: u64,
 ) -> Vec<(String, String, String)> {
-    let mut x = seed | 1;
+    let mut rng = fstore_registry::xorshift::XorShift::new(seed | 1);
     let mut last = i64::MIN;
     let mut keyed: Vec<(i64, usize, (String, String, String))> = msgs
         .into_iter()
@@ -145,10 +145,11 @@ pub fn shuffle_within(
             {
                 last = ts;
             }
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (last.saturating_add((x % jitter_us as u64) as i64), i, m)
+            (
+                last.saturating_add(rng.below(jitter_us as u64) as i64),
+                i,
+                m,
+            )
         })
         .collect();
     keyed.sort_by_key(|(t, i, _)| (*t, *i));
@@ -576,13 +577,8 @@ fn kill_points() -> Vec<(usize, u64)> {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .subsec_nanos() as u64;
-    let mut x = seed | 1;
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = fstore_registry::xorshift::XorShift::new(seed | 1);
+    let mut next = || rng.next_u64();
     let points: Vec<(usize, u64)> = (0..3)
         .map(|_| (1 + (next() % 5) as usize, next() % 25))
         .collect();

@@ -221,13 +221,8 @@ mod tests {
     fn finds_what_a_map_finds() {
         let mut t: KeyTable<u64> = KeyTable::default();
         let mut m: HashMap<Vec<u8>, u64> = HashMap::new();
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = fstore_registry::xorshift::XorShift::new(0x9e37_79b9_7f4a_7c15);
+        let mut next = || rng.next_u64();
         for round in 0..30 {
             let n = (next() % 3000) as usize;
             let keys: Vec<Vec<u8>> = (0..n)

@@ -128,13 +128,8 @@ mod tests {
     /// lookups and releases at a moving frontier.
     #[test]
     fn behaves_like_an_ordered_map() {
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rng = fstore_registry::xorshift::XorShift::new(0x2545_f491_4f6c_dd1d_u64);
+        let mut next = |n: u64| rng.below(n);
         for _ in 0..50 {
             let mut q: PendingEvents<u64> = PendingEvents::default();
             let mut m: BTreeMap<EventId, u64> = BTreeMap::new();

@@ -904,13 +904,8 @@ mod tests {
 
     #[test]
     fn fast_timestamps_are_those_chrono_reads() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rng = crate::xorshift::XorShift::new(0x9e37_79b9_7f4a_7c15_u64);
+        let mut next = |n: u64| rng.below(n);
         let mut fast = 0;
         for _ in 0..200_000 {
             let frac = match next(4) {

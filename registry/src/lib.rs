@@ -22,6 +22,7 @@ pub mod schema;
 pub mod store;
 pub mod types;
 pub mod window;
+pub mod xorshift;
 
 pub use error::{Error, Result};
 pub use model::*;

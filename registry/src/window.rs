@@ -224,13 +224,8 @@ mod tests {
             window(Aggregate::Sum, true, true, 3),
             window(Aggregate::Count, true, false, 4),
         ];
-        let mut seed = 0x853c_49e6_748f_ea9b_u64;
-        let mut next = |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rng = crate::xorshift::XorShift::new(0x853c_49e6_748f_ea9b_u64);
+        let mut next = |n: u64| rng.below(n);
         for _ in 0..300 {
             let mut rows = WindowRows::empty(&features);
             let n = next(12) as usize;
