@@ -202,34 +202,36 @@ impl KeyRows {
     /// Reads the stored form, loading the rows' values into `arena` (readable once it is
     /// sealed); damage is an error, never a panic.
     pub fn decode(codec: &Codec, bytes: &[u8], arena: &mut RowArena) -> Result<Self, Error> {
-        let mut r = Cursor { buf: bytes, pos: 0 };
-        let version = r.u8()?;
-        if version != STATE_VERSION {
-            return Err(Error::State(format!(
-                "key state version {version}, expected {STATE_VERSION}"
-            )));
-        }
-        let n = r.length()?;
-        let mut rows = Vec::with_capacity(n.min(1 << 16));
-        for _ in 0..n {
-            let ts = i64::from_le_bytes(r.take(8)?.try_into().expect("8 bytes"));
-            let late = r.u8()? != 0;
-            let tie_len = r.length()?;
-            let tie = r.take(tie_len)?;
-            let v_len = r.length()?;
-            let row = codec.decode(r.take(v_len)?)?;
-            let at = arena.load(&row.values, Some(tie))?;
-            rows.push(StateRow { ts, late, at });
-        }
-        if r.pos != bytes.len() {
-            return Err(Error::State("trailing bytes after key state".into()));
-        }
+        let mut rows = Vec::new();
+        for_each_stored_row(bytes, |row| {
+            let values = codec.decode(row.values)?;
+            let at = arena.load(&values.values, Some(row.tie))?;
+            rows.push(StateRow {
+                ts: row.ts,
+                late: row.late,
+                at,
+            });
+            Ok(())
+        })?;
         Ok(KeyRows { rows })
     }
 }
 
-/// Each row of a stored form: its event time, late flag, and where its record is.
-fn stored_rows(bytes: &[u8]) -> Result<Vec<(i64, bool, std::ops::Range<usize>)>, Error> {
+/// One row of a stored form, borrowed from it.
+struct StoredRow<'a> {
+    ts: i64,
+    late: bool,
+    tie: &'a [u8],
+    values: &'a [u8],
+    /// Where the row's whole record is in the stored form.
+    span: std::ops::Range<usize>,
+}
+
+/// Calls `f` with each row of a stored form, in order; damage is an error, never a panic.
+fn for_each_stored_row<'a>(
+    bytes: &'a [u8],
+    mut f: impl FnMut(StoredRow<'a>) -> Result<(), Error>,
+) -> Result<(), Error> {
     let mut r = Cursor { buf: bytes, pos: 0 };
     let version = r.u8()?;
     if version != STATE_VERSION {
@@ -238,20 +240,35 @@ fn stored_rows(bytes: &[u8]) -> Result<Vec<(i64, bool, std::ops::Range<usize>)>,
         )));
     }
     let n = r.length()?;
-    let mut rows = Vec::with_capacity(n.min(1 << 16));
     for _ in 0..n {
         let from = r.pos;
         let ts = i64::from_le_bytes(r.take(8)?.try_into().expect("8 bytes"));
         let late = r.u8()? != 0;
         let tie_len = r.length()?;
-        r.take(tie_len)?;
+        let tie = r.take(tie_len)?;
         let v_len = r.length()?;
-        r.take(v_len)?;
-        rows.push((ts, late, from..r.pos));
+        let values = r.take(v_len)?;
+        f(StoredRow {
+            ts,
+            late,
+            tie,
+            values,
+            span: from..r.pos,
+        })?;
     }
     if r.pos != bytes.len() {
         return Err(Error::State("trailing bytes after key state".into()));
     }
+    Ok(())
+}
+
+/// Each row of a stored form: its event time, late flag, and where its record is.
+fn stored_rows(bytes: &[u8]) -> Result<Vec<(i64, bool, std::ops::Range<usize>)>, Error> {
+    let mut rows = Vec::new();
+    for_each_stored_row(bytes, |row| {
+        rows.push((row.ts, row.late, row.span));
+        Ok(())
+    })?;
     Ok(rows)
 }
 
@@ -410,13 +427,8 @@ mod tests {
                 Some(expr("p", 0, DataType::Boolean)),
             ),
         ];
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rng = fstore_registry::xorshift::XorShift::new(0x2545_f491_4f6c_dd1d_u64);
+        let mut next = |n: u64| rng.below(n);
         let mut rows = Rows::new(vec![
             DataType::Boolean,
             DataType::Int64,
