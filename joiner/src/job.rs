@@ -77,10 +77,12 @@ const EMIT_CHUNK: usize = 8192;
 const CACHE_KEYS: usize = 200_000;
 /// Stored keys the garbage collector visits per checkpoint (keys not in memory).
 const SWEEP_KEYS: usize = 20_000;
-/// How long a bounded run waits, past the end offsets, for a fetch to come back empty.
-const END_QUIET: Duration = Duration::from_millis(500);
-/// A bounded run that has received nothing for this long ends even short of a reported end
-/// offset: the offsets left hold no records (transaction markers, removed by retention).
+/// How long a bounded run, past the end offsets, waits for the consumer to deliver nothing
+/// more (counted from its last message, while the loop may still be working on what came).
+const END_QUIET: Duration = Duration::from_millis(600);
+/// A bounded run whose consumer has delivered nothing for this long ends even short of a
+/// reported end offset: the offsets left hold no records (transaction markers, removed by
+/// retention).
 const END_STALL: Duration = Duration::from_secs(10);
 
 /// A group's value for the online store.
@@ -370,7 +372,6 @@ pub struct Joiner {
     last_seen: HashMap<InputPartition, Instant>,
     /// Bounded runs: the end offsets present at the start.
     ends: Option<BTreeMap<InputPartition, (i64, i64)>>,
-    quiet_since: Option<Instant>,
     /// When a partition's end offset was last asked, to decide idleness.
     end_checked: HashMap<InputPartition, Instant>,
     online: Option<Box<dyn OnlineWriter>>,
@@ -798,7 +799,6 @@ impl Joiner {
             out_msgs: Vec::new(),
             last_checkpoint: now,
             ends,
-            quiet_since: None,
             end_checked: HashMap::new(),
             online,
             sweep_from: None,
@@ -1020,17 +1020,16 @@ impl Joiner {
     }
 
     /// Whether a bounded run has read everything present at its start: every partition past
-    /// its end offset (or empty) and a fetch past it empty; or nothing received for a long
-    /// while (the offsets left hold no records).
+    /// its end offset (or empty), everything the consumer delivered applied, and nothing
+    /// more delivered for a while; or nothing delivered for a long while (the offsets left
+    /// hold no records).
     fn at_end(&mut self, got: bool) -> bool {
-        if self.ends.is_none() {
+        if self.ends.is_none() || got {
             return false;
         }
-        if got {
-            self.quiet_since = None;
+        let Some(quiet) = self.reader.as_ref().and_then(Reader::quiet) else {
             return false;
-        }
-        let quiet = self.quiet_since.get_or_insert_with(Instant::now).elapsed();
+        };
         let short = self.short_of_end();
         if short.is_empty() {
             return quiet >= END_QUIET;

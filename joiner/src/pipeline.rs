@@ -13,11 +13,11 @@
 //! position never counts, the checkpoint's offsets do.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -226,10 +226,23 @@ pub struct ReadSource {
     pub schema: SchemaRef,
 }
 
+/// What the polling thread tells the loop of its deliveries: steps handed on, and when the
+/// consumer last delivered a message.
+struct Deliveries {
+    start: Instant,
+    /// Steps handed to the decoder.
+    sent: AtomicU64,
+    /// Microseconds from `start` to the last message's arrival.
+    last_us: AtomicU64,
+}
+
 /// The threads that read steps of messages (one polls the consumer, one decodes the
 /// values of the step before).
 pub struct Reader {
     steps: Option<Receiver<Result<Step, Error>>>,
+    deliveries: Arc<Deliveries>,
+    /// Steps the loop has taken (from the decoder).
+    taken: AtomicU64,
     /// Applied steps, back to the reader to fill again: their buffers are large, and new
     /// ones each step would be grown, copied and faulted in every time.
     spent: SyncSender<Step>,
@@ -250,6 +263,12 @@ impl Reader {
         let (spent, buffers) = sync_channel(READ_AHEAD + 2);
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let deliveries = Arc::new(Deliveries {
+            start: Instant::now(),
+            sent: AtomicU64::new(0),
+            last_us: AtomicU64::new(0),
+        });
+        let told = deliveries.clone();
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
                 .name(name.into())
@@ -262,10 +281,16 @@ impl Reader {
         )?;
         let poller = spawn(
             "fstore-read",
-            Box::new(move || read_steps(&consumer, &sources, max_batch, &flag, &read_tx, &buffers)),
+            Box::new(move || {
+                read_steps(
+                    &consumer, &sources, max_batch, &flag, &told, &read_tx, &buffers,
+                );
+            }),
         )?;
         Ok(Reader {
             steps: Some(rx),
+            deliveries,
+            taken: AtomicU64::new(0),
             spent,
             stop,
             threads: vec![poller, decoder],
@@ -278,12 +303,27 @@ impl Reader {
             return Ok(None);
         };
         match steps.recv_timeout(wait) {
-            Ok(step) => step.map(Some),
+            Ok(step) => {
+                self.taken.fetch_add(1, Ordering::Relaxed);
+                step.map(Some)
+            }
             Err(RecvTimeoutError::Timeout) => Ok(None),
             Err(RecvTimeoutError::Disconnected) => Err(Error::Internal(
                 "the reader threads stopped (see the log for a panic)".into(),
             )),
         }
+    }
+
+    /// How long the consumer has delivered nothing (since the reader started, if it never
+    /// did), once every step it delivered has reached the loop; `None` while one is still on
+    /// its way (being read or decoded).
+    pub fn quiet(&self) -> Option<Duration> {
+        let d = &self.deliveries;
+        // The arrival time is stored before its step is counted as sent: a step counted is
+        // never newer than the time read after it.
+        let sent = d.sent.load(Ordering::Acquire);
+        let last = Duration::from_micros(d.last_us.load(Ordering::Relaxed));
+        (sent == self.taken.load(Ordering::Relaxed)).then(|| d.start.elapsed().saturating_sub(last))
     }
 
     /// Hands an applied step back to be filled again (its messages are dropped).
@@ -310,6 +350,7 @@ fn read_steps(
     sources: &[ReadSource],
     max_batch: usize,
     stop: &AtomicBool,
+    deliveries: &Deliveries,
     read_steps_tx: &SyncSender<Step>,
     buffers: &Receiver<Step>,
 ) {
@@ -344,6 +385,9 @@ fn read_steps(
         }
         if read > 0 {
             read = 0;
+            let at = deliveries.start.elapsed().as_micros() as u64;
+            deliveries.last_us.store(at, Ordering::Relaxed);
+            deliveries.sent.fetch_add(1, Ordering::Release);
             let full = Step {
                 chunks: std::mem::take(&mut step.chunks),
             };
