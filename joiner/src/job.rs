@@ -1784,17 +1784,8 @@ impl Joiner {
 
         // Keys go into the batch in key order: the memtable takes sorted inserts fastest.
         let mut keys = swept;
-        for (g, table) in self.cache.iter_mut().enumerate() {
-            let (group, arena) = (&self.groups[g], &self.arenas[g]);
-            for (kb, e) in table.iter_mut().filter(|(_, e)| e.dirty) {
-                let key = state_key(group.name(), kb);
-                if e.rows.is_empty() {
-                    keys.push((key, None));
-                } else {
-                    keys.push((key, Some(e.rows.encode(arena, &group.codec)?)));
-                }
-                e.dirty = false;
-            }
+        for changed in encode_dirty(&mut self.cache, &self.groups, &self.arenas) {
+            keys.extend(changed?);
         }
         let mut events = Vec::with_capacity(self.new_events.len() + self.event_changes.len());
         for id in std::mem::take(&mut self.new_events) {
@@ -1917,6 +1908,63 @@ impl Joiner {
         }
         Ok(())
     }
+}
+
+/// Keys in memory a group must have for its changed keys to be encoded on a thread of their
+/// own (a thread costs tens of microseconds; a small checkpoint is encoded in less).
+const PARALLEL_ENCODE_KEYS: usize = 4096;
+
+/// The stored forms of each group's changed keys (`None` for a key left without rows), in
+/// key order within a group; clears their dirty flags. Groups with many keys in memory are
+/// encoded side by side on scoped threads (a bounded run's one checkpoint writes every key).
+fn encode_dirty(
+    cache: &mut [KeyCache],
+    groups: &[GroupRt],
+    arenas: &[RowArena],
+) -> Vec<Result<Vec<KeyChange>, Error>> {
+    fn encode(
+        table: &mut KeyCache,
+        group: &GroupRt,
+        arena: &RowArena,
+    ) -> Result<Vec<KeyChange>, Error> {
+        let mut keys = Vec::new();
+        for (kb, e) in table.iter_mut().filter(|(_, e)| e.dirty) {
+            let key = state_key(group.name(), kb);
+            if e.rows.is_empty() {
+                keys.push((key, None));
+            } else {
+                keys.push((key, Some(e.rows.encode(arena, &group.codec)?)));
+            }
+            e.dirty = false;
+        }
+        keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(keys)
+    }
+    std::thread::scope(|scope| {
+        let mut handles = Vec::new();
+        let mut here = Vec::new();
+        for ((table, group), arena) in cache.iter_mut().zip(groups).zip(arenas) {
+            // The first large group stays on this thread, as do the small ones.
+            if table.len() >= PARALLEL_ENCODE_KEYS
+                && here
+                    .iter()
+                    .any(|(t, _, _): &(&mut KeyCache, _, _)| t.len() >= PARALLEL_ENCODE_KEYS)
+            {
+                handles.push(scope.spawn(move || encode(table, group, arena)));
+            } else {
+                here.push((table, group, arena));
+            }
+        }
+        let mut done: Vec<_> = here
+            .into_iter()
+            .map(|(table, group, arena)| encode(table, group, arena))
+            .collect();
+        done.extend(handles.into_iter().map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(Error::Internal("a key encoding thread panicked".into())))
+        }));
+        done
+    })
 }
 
 /// A group's state columns for the rows of a batch of its source (row group: features;
