@@ -226,14 +226,22 @@ pub struct ReadSource {
     pub schema: SchemaRef,
 }
 
-/// What the polling thread tells the loop of its deliveries: steps handed on, and when the
-/// consumer last delivered a message.
+/// What the polling thread tells the loop of its deliveries: steps begun (each is handed on
+/// once closed), and when the last one was begun or closed.
 struct Deliveries {
     start: Instant,
-    /// Steps handed to the decoder.
+    /// Steps begun: each is handed to the decoder once closed.
     sent: AtomicU64,
-    /// Microseconds from `start` to the last message's arrival.
+    /// Microseconds from `start` to when the last step was started and closed (a step is
+    /// closed within a poll wait of its last message).
     last_us: AtomicU64,
+}
+
+impl Deliveries {
+    fn stamp(&self) {
+        let at = self.start.elapsed().as_micros() as u64;
+        self.last_us.store(at, Ordering::Release);
+    }
 }
 
 /// The threads that read steps of messages (one polls the consumer, one decodes the
@@ -319,10 +327,11 @@ impl Reader {
     /// its way (being read or decoded).
     pub fn quiet(&self) -> Option<Duration> {
         let d = &self.deliveries;
-        // The arrival time is stored before its step is counted as sent: a step counted is
-        // never newer than the time read after it.
+        // A step is counted as sent at its first message (after its time is stored) and
+        // stamped again when it is closed, before the decoder gets it: once the loop has
+        // taken every step counted, the time read is that of the last one's close.
         let sent = d.sent.load(Ordering::Acquire);
-        let last = Duration::from_micros(d.last_us.load(Ordering::Relaxed));
+        let last = Duration::from_micros(d.last_us.load(Ordering::Acquire));
         (sent == self.taken.load(Ordering::Relaxed)).then(|| d.start.elapsed().saturating_sub(last))
     }
 
@@ -380,14 +389,18 @@ fn read_steps(
                     last = source;
                     step.chunks[source].push(m.partition(), m.offset(), m.key(), m.payload());
                     read += 1;
+                    if read == 1 {
+                        // On its way from its first message: the loop does not see quiet
+                        // while a step is being read.
+                        deliveries.stamp();
+                        deliveries.sent.fetch_add(1, Ordering::Release);
+                    }
                 }
             }
         }
         if read > 0 {
             read = 0;
-            let at = deliveries.start.elapsed().as_micros() as u64;
-            deliveries.last_us.store(at, Ordering::Relaxed);
-            deliveries.sent.fetch_add(1, Ordering::Release);
+            deliveries.stamp();
             let full = Step {
                 chunks: std::mem::take(&mut step.chunks),
             };
