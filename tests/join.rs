@@ -1293,3 +1293,73 @@ async fn rows_and_events_whose_expressions_fail_are_dead_lettered_alone() {
     .unwrap();
     assert_eq!(row, [Value::Int64(3), Value::Int64(0)]);
 }
+
+/// Groups of thousands of keys are encoded on threads of their own at a checkpoint: a run
+/// over the first half of generated data (its checkpoints write every key it touched) and a
+/// second run over the rest, which reads those keys back, make the same samples as the batch
+/// job over all of it.
+#[tokio::test(flavor = "multi_thread")]
+async fn state_of_many_keys_written_in_parallel_resumes_to_the_batch_result() {
+    let Some(brokers) = service("FSTORE_KAFKA_BROKERS") else {
+        return;
+    };
+    let setup = Setup::new(
+        &brokers,
+        &[("impressions", 2), ("user_profile", 2), ("item_stats", 1)],
+    )
+    .await;
+    // 6,000 users (profiles and activity windows) and 300 items: two groups past the 4,096
+    // keys that put a group's encoding on a thread of its own.
+    let data = setup.path("data");
+    let data_arg = data.display().to_string();
+    let o = fstore(
+        &[
+            "gen",
+            "ctr",
+            "--out",
+            &data_arg,
+            "--impressions",
+            "24000",
+            "--users",
+            "6000",
+            "--items",
+            "300",
+            "--profile-rows",
+            "12000",
+            "--item-rows",
+            "2400",
+            "--days",
+            "10",
+        ],
+        setup.work.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let msgs = messages(&setup, &data.join("events.jsonl"));
+    let (first, second) = msgs.split_at(msgs.len() / 2);
+    let out = setup.path("samples");
+    let sink = format!("parquet://{}", out.display());
+    let args = ["--until-end", "--lateness", "15m"];
+
+    produce(&brokers, first).await;
+    let t = ok(&setup.join("state", &sink, &args));
+    assert!(t.contains("0 dead letters"), "{t}");
+    let stored = fstore_joiner::store::StateStore::open(&setup.path("state"))
+        .unwrap()
+        .scan(fstore_joiner::store::CF_KEYS)
+        .unwrap()
+        .len();
+    assert!(stored > 2 * 4096, "only {stored} keys stored");
+    eprintln!("first half: {t}; {stored} keys stored");
+
+    produce(&brokers, second).await;
+    let t = ok(&setup.join("state", &sink, &args));
+    assert!(t.contains("0 dead letters"), "{t}");
+    let sources: Vec<(&str, PathBuf)> = ["impressions", "user_profile", "item_stats"]
+        .iter()
+        .map(|s| (*s, data.join(format!("{s}.parquet"))))
+        .collect();
+    let got = by_request_id(&read_parquet_dir(&out));
+    let want = by_request_id(&batch_samples(&setup, &sources));
+    assert_eq!(got.len(), want.len());
+    assert_same(&got, &want, None);
+}

@@ -1916,7 +1916,8 @@ const PARALLEL_ENCODE_KEYS: usize = 4096;
 
 /// The stored forms of each group's changed keys (`None` for a key left without rows), in
 /// key order within a group; clears their dirty flags. Groups with many keys in memory are
-/// encoded side by side on scoped threads (a bounded run's one checkpoint writes every key).
+/// encoded side by side on scoped threads (a bounded run's checkpoint at its end writes nearly
+/// every key).
 fn encode_dirty(
     cache: &mut [KeyCache],
     groups: &[GroupRt],
@@ -1950,7 +1951,7 @@ fn encode_dirty(
                     .iter()
                     .any(|(t, _, _): &(&mut KeyCache, _, _)| t.len() >= PARALLEL_ENCODE_KEYS)
             {
-                handles.push(scope.spawn(move || encode(table, group, arena)));
+                handles.push((group, scope.spawn(move || encode(table, group, arena))));
             } else {
                 here.push((table, group, arena));
             }
@@ -1959,9 +1960,13 @@ fn encode_dirty(
             .into_iter()
             .map(|(table, group, arena)| encode(table, group, arena))
             .collect();
-        done.extend(handles.into_iter().map(|h| {
-            h.join()
-                .unwrap_or_else(|_| Err(Error::Internal("a key encoding thread panicked".into())))
+        done.extend(handles.into_iter().map(|(group, h)| {
+            h.join().unwrap_or_else(|_| {
+                Err(Error::Internal(format!(
+                    "encoding the keys of group \"{}\" panicked",
+                    group.name()
+                )))
+            })
         }));
         done
     })
