@@ -378,9 +378,14 @@ pub fn batch_samples(setup: &Setup, sources: &[(&str, PathBuf)]) -> Vec<RecordBa
 }
 
 fn example_sources() -> Vec<(&'static str, PathBuf)> {
+    sources_in(&repo().join("examples/ctr/data"))
+}
+
+/// The example's sources as Parquet files of `dir` (as `fstore gen ctr` writes them).
+fn sources_in(dir: &Path) -> Vec<(&'static str, PathBuf)> {
     ["impressions", "user_profile", "item_stats"]
         .iter()
-        .map(|s| (*s, repo().join(format!("examples/ctr/data/{s}.parquet"))))
+        .map(|s| (*s, dir.join(format!("{s}.parquet"))))
         .collect()
 }
 
@@ -1298,7 +1303,7 @@ async fn rows_and_events_whose_expressions_fail_are_dead_lettered_alone() {
 /// over the first half of generated data (its checkpoints write every key it touched) and a
 /// second run over the rest, which reads those keys back, make the same samples as the batch
 /// job over all of it.
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn state_of_many_keys_written_in_parallel_resumes_to_the_batch_result() {
     let Some(brokers) = service("FSTORE_KAFKA_BROKERS") else {
         return;
@@ -1354,12 +1359,8 @@ async fn state_of_many_keys_written_in_parallel_resumes_to_the_batch_result() {
     produce(&brokers, second).await;
     let t = ok(&setup.join("state", &sink, &args));
     assert!(t.contains("0 dead letters"), "{t}");
-    let sources: Vec<(&str, PathBuf)> = ["impressions", "user_profile", "item_stats"]
-        .iter()
-        .map(|s| (*s, data.join(format!("{s}.parquet"))))
-        .collect();
     let got = by_request_id(&read_parquet_dir(&out));
-    let want = by_request_id(&batch_samples(&setup, &sources));
+    let want = by_request_id(&batch_samples(&setup, &sources_in(&data)));
     assert_eq!(got.len(), want.len());
     assert_same(&got, &want, None);
 }

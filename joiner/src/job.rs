@@ -1944,15 +1944,14 @@ fn encode_dirty(
     std::thread::scope(|scope| {
         let mut handles = Vec::new();
         let mut here = Vec::new();
+        // The first large group stays on this thread, as do the small ones.
+        let mut large_here = false;
         for ((table, group), arena) in cache.iter_mut().zip(groups).zip(arenas) {
-            // The first large group stays on this thread, as do the small ones.
-            if table.len() >= PARALLEL_ENCODE_KEYS
-                && here
-                    .iter()
-                    .any(|(t, _, _): &(&mut KeyCache, _, _)| t.len() >= PARALLEL_ENCODE_KEYS)
-            {
+            let large = table.len() >= PARALLEL_ENCODE_KEYS;
+            if large && large_here {
                 handles.push((group, scope.spawn(move || encode(table, group, arena))));
             } else {
+                large_here |= large;
                 here.push((table, group, arena));
             }
         }

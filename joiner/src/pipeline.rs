@@ -232,8 +232,8 @@ struct Deliveries {
     start: Instant,
     /// Steps begun: each is handed to the decoder once closed.
     sent: AtomicU64,
-    /// Microseconds from `start` to when the last step was started and closed (a step is
-    /// closed within a poll wait of its last message).
+    /// Microseconds from `start` to when a step was last begun or closed (a step is closed
+    /// within a poll wait of its last message).
     last_us: AtomicU64,
 }
 
