@@ -435,8 +435,7 @@ fn latency(brokers: &str, registry: &Path, work: &Path, events: usize, run_id: u
                     let now = now_us();
                     let v: serde_json::Value =
                         serde_json::from_slice(m.payload().unwrap_or_default()).unwrap();
-                    let ts =
-                        fstore_registry::json::parse_timestamp(v["ts"].as_str().unwrap()).unwrap();
+                    let ts = fstore_core::json::parse_timestamp(v["ts"].as_str().unwrap()).unwrap();
                     delays.push(now - ts);
                 }
             }
@@ -449,7 +448,7 @@ fn latency(brokers: &str, registry: &Path, work: &Path, events: usize, run_id: u
     let start = Instant::now();
     for i in 0..events {
         let now = now_us();
-        let ts = fstore_registry::json::format_timestamp(now);
+        let ts = fstore_core::json::format_timestamp(now);
         let user = format!("u{}", i % 500);
         send(
             &p,
@@ -488,7 +487,7 @@ fn latency(brokers: &str, registry: &Path, work: &Path, events: usize, run_id: u
     // Keep time moving so the last events pass the watermark.
     for k in 0..40 {
         std::thread::sleep(Duration::from_millis(100));
-        let ts = fstore_registry::json::format_timestamp(now_us());
+        let ts = fstore_core::json::format_timestamp(now_us());
         for (t, body) in [
             (
                 "impressions",

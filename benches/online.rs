@@ -19,10 +19,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fstore_core::codec::Value;
 use fstore_online::OnlineStore;
 use fstore_online::layout::GroupLayout;
 use fstore_proto::v1 as pb;
-use fstore_registry::codec::Value;
 
 const GROUP: &str = "user_profile";
 const NAMESPACE: &str = "bench";
@@ -140,7 +140,7 @@ fn now_us() -> i64 {
 /// murmur3 of `view:feature`, holding a serialized `ValueProto`; and a `_ts:view` field holding a
 /// `google.protobuf.Timestamp`. The protobuf bytes are produced by hand (tag, varint, payload).
 mod feast {
-    use fstore_registry::codec::Value;
+    use fstore_core::codec::Value;
 
     fn varint(mut n: u64, out: &mut Vec<u8>) {
         while n >= 0x80 {

@@ -16,10 +16,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use arrow::datatypes::Schema;
-use fstore_registry::codec::Value;
-use fstore_registry::json::{encode_row, to_json};
+use fstore_core::codec::Value;
+use fstore_core::json::{encode_row, to_json};
+use fstore_core::rows::rows_to_batch;
 use fstore_registry::model::Source;
-use fstore_registry::rows::rows_to_batch;
 use fstore_registry::schema::source_schema;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};

@@ -2,10 +2,10 @@
 
 use std::fmt::Write;
 
+use fstore_core::types::format_duration;
 use fstore_registry::Snapshot;
 use fstore_registry::model::{ColumnRole, GroupKind, Kind, ObjectRef};
 use fstore_registry::schema::{object_schema, render_schema};
-use fstore_registry::types::format_duration;
 
 use crate::exit::CliError;
 

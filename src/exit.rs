@@ -1,19 +1,31 @@
-//! The one place errors become exit codes: 0 ok, 2 the user's mistake, 1 internal.
+//! The one place errors become exit codes: 0 ok, 2 the user's mistake, 1 internal. Every
+//! crate's error says its [`ErrorKind`]; [`ErrorKind::exit_code`] decides the code.
 
 use std::process::ExitCode;
+
+use fstore_core::ErrorKind;
 
 /// An error on its way out of the process.
 #[derive(Debug)]
 pub struct CliError {
-    pub user: bool,
+    pub kind: ErrorKind,
     pub message: String,
 }
 
 impl CliError {
+    /// The user's mistake (exit code 2).
     pub fn user(message: impl Into<String>) -> Self {
         CliError {
-            user: true,
+            kind: ErrorKind::Invalid,
             message: message.into(),
+        }
+    }
+
+    /// A failure that is not the user's (exit code 1).
+    pub fn internal(message: impl std::fmt::Display) -> Self {
+        CliError {
+            kind: ErrorKind::Internal,
+            message: message.to_string(),
         }
     }
 
@@ -25,32 +37,35 @@ impl CliError {
         } else {
             eprintln!("error: {msg}");
         }
-        ExitCode::from(if self.user { 2 } else { 1 })
+        ExitCode::from(self.kind.exit_code())
     }
 }
 
-impl From<fstore_dsl::Error> for CliError {
-    fn from(e: fstore_dsl::Error) -> Self {
-        CliError {
-            user: e.is_user_error(),
-            message: e.to_string(),
+macro_rules! from_crate_error {
+    ($($t:ty),*) => {$(
+        impl From<$t> for CliError {
+            fn from(e: $t) -> Self {
+                CliError {
+                    kind: e.kind(),
+                    message: e.to_string(),
+                }
+            }
         }
-    }
+    )*};
 }
 
-impl From<fstore_registry::Error> for CliError {
-    fn from(e: fstore_registry::Error) -> Self {
-        CliError {
-            user: e.is_user_error(),
-            message: e.to_string(),
-        }
-    }
-}
+from_crate_error!(
+    fstore_core::Error,
+    fstore_dsl::Error,
+    fstore_registry::Error,
+    fstore_online::Error,
+    fstore_joiner::Error
+);
 
 impl From<fstore_offline::Error> for CliError {
     fn from(e: fstore_offline::Error) -> Self {
         CliError {
-            user: e.is_user_error(),
+            kind: e.kind(),
             message: e.user_message(),
         }
     }

@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Field, Schema, TimestampMicrosecondType};
+use fstore_core::codec::Value;
+use fstore_core::expr::ExprCompiler;
+use fstore_core::rows::{to_array, value_at};
+use fstore_export::{Signature, graph_schema};
 use fstore_registry::Registry;
-use fstore_registry::codec::Value;
 use fstore_registry::compiled::{CompiledGroup, CompiledGroupKind};
-use fstore_registry::export::{Signature, graph_schema};
-use fstore_registry::expr::ExprCompiler;
-use fstore_registry::rows::{to_array, value_at};
 use futures::StreamExt;
 
 use crate::exit::CliError;
@@ -145,10 +145,7 @@ pub struct ExportGraphArgs {
 }
 
 fn internal(e: impl std::fmt::Display) -> CliError {
-    CliError {
-        user: false,
-        message: e.to_string(),
-    }
+    CliError::internal(e)
 }
 
 fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<(), CliError> {
@@ -277,7 +274,8 @@ pub fn export_graph(registry: &Path, args: ExportGraphArgs) -> Result<(), CliErr
                 group_values(&ctx, g, &location(&g.source.name)?, at, &mut rows).await?;
                 let empty = match &g.kind {
                     CompiledGroupKind::Window { features } => {
-                        fstore_registry::window::WindowRows::empty(features).fold(features, at)
+                        fstore_core::semantics::window::WindowRows::empty(features)
+                            .fold(features, at)
                     }
                     CompiledGroupKind::Row { .. } => vec![Value::Null; g.features().len()],
                 };
@@ -345,7 +343,7 @@ pub fn export_graph(registry: &Path, args: ExportGraphArgs) -> Result<(), CliErr
     println!(
         "graph of spec \"{}\" as of {} under {}: {}",
         args.spec,
-        fstore_registry::json::format_timestamp(at),
+        fstore_core::json::format_timestamp(at),
         args.out.display(),
         written.join(", ")
     );

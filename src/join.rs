@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use fstore_core::json::format_timestamp;
 use fstore_joiner::{
     Instance, JoinConfig, Joiner, OnlineUpdate, OnlineValue, OnlineWriter, SinkTarget, Summary,
 };
 use fstore_online::OnlineStore;
 use fstore_online::layout::GroupLayout;
 use fstore_registry::Registry;
-use fstore_registry::json::format_timestamp;
 use fstore_registry::model::Definitions;
 
 use crate::exit::CliError;
@@ -149,13 +149,6 @@ fn render(s: &fstore_joiner::Summary) -> String {
     out
 }
 
-fn joiner_err(e: fstore_joiner::Error) -> CliError {
-    CliError {
-        user: e.is_user_error(),
-        message: e.to_string(),
-    }
-}
-
 fn pairs(list: &[String], what: &str) -> Result<Vec<(String, String)>, CliError> {
     list.iter()
         .map(|s| {
@@ -209,20 +202,13 @@ fn online_writer(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError {
-            user: false,
-            message: e.to_string(),
-        })?;
-    let store = rt.block_on(OnlineStore::open(url)).map_err(|e| CliError {
-        user: matches!(e, fstore_online::Error::BadUrl(_)),
-        message: e.to_string(),
-    })?;
+        .map_err(CliError::internal)?;
+    let store = rt
+        .block_on(OnlineStore::open(url))
+        .map_err(CliError::from)?;
     let mut layouts = BTreeMap::new();
     for j in &defs.spec(spec)?.joins {
-        let layout = GroupLayout::new(namespace, defs, &j.group).map_err(|e| CliError {
-            user: false,
-            message: e.to_string(),
-        })?;
+        let layout = GroupLayout::new(namespace, defs, &j.group).map_err(CliError::from)?;
         layouts.insert(j.group.clone(), layout);
     }
     Ok(StoreWriter { rt, store, layouts })
@@ -313,10 +299,7 @@ fn on_threads<I: Send, R: Send>(
     what: &str,
     work: impl Fn(I) -> Result<R, CliError> + Sync,
 ) -> Vec<Result<R, CliError>> {
-    let panicked = |t: usize| CliError {
-        user: false,
-        message: format!("{what} on thread {t} panicked"),
-    };
+    let panicked = |t: usize| CliError::internal(format!("{what} on thread {t} panicked"));
     std::thread::scope(|scope| {
         let work = &work;
         let handles: Vec<_> = items
@@ -344,10 +327,9 @@ fn on_threads<I: Send, R: Send>(
                 Ok(h) => h.join().unwrap_or_else(|_| Err(panicked(t))),
                 Err(e) => {
                     stop.store(true, Ordering::Relaxed);
-                    Err(CliError {
-                        user: false,
-                        message: format!("cannot start thread {t} for {what}: {e}"),
-                    })
+                    Err(CliError::internal(format!(
+                        "cannot start thread {t} for {what}: {e}"
+                    )))
                 }
             })
             .collect()
@@ -369,7 +351,7 @@ fn no_huge_pages() {
 /// Runs the joiners, one per thread; one failing stops the others (they commit and exit).
 fn run_all(joiners: Vec<Joiner>, stop: &AtomicBool) -> Result<Summary, CliError> {
     let summaries = on_threads(joiners, stop, "the joiner", |mut j| {
-        j.run(stop).map_err(joiner_err)
+        j.run(stop).map_err(CliError::from)
     })
     .into_iter()
     .collect::<Result<Vec<_>, _>>()?;
@@ -386,7 +368,7 @@ pub fn run(registry: &Path, args: JoinArgs) -> Result<(), CliError> {
         spec: args.spec.clone(),
         brokers: args.brokers.clone(),
         state_dir: args.state.clone(),
-        sink: SinkTarget::parse(&args.sink).map_err(joiner_err)?,
+        sink: SinkTarget::parse(&args.sink).map_err(CliError::from)?,
         dead_letter_topic: args
             .dead_letter
             .clone()
@@ -399,7 +381,7 @@ pub fn run(registry: &Path, args: JoinArgs) -> Result<(), CliError> {
             .map_err(|e| CliError::user(format!("--checkpoint-interval: {e}")))?,
         idle_timeout: fstore_joiner::config::parse_std_duration(&args.idle_timeout)
             .map_err(|e| CliError::user(format!("--idle-timeout: {e}")))?,
-        instance: Instance::parse(&args.instance).map_err(joiner_err)?,
+        instance: Instance::parse(&args.instance).map_err(CliError::from)?,
         broadcast: args.broadcast.iter().cloned().collect::<BTreeSet<_>>(),
         kafka_options: pairs(&args.kafka_options, "--kafka-option")?,
         max_batch: args.max_batch.max(1),
@@ -437,7 +419,7 @@ pub fn run(registry: &Path, args: JoinArgs) -> Result<(), CliError> {
         configs.into_iter().zip(onlines).collect(),
         &stop,
         "opening the joiner",
-        |(c, online)| Joiner::open(c, defs, version, online).map_err(joiner_err),
+        |(c, online)| Joiner::open(c, defs, version, online).map_err(CliError::from),
     )
     .into_iter()
     .collect::<Result<Vec<Joiner>, CliError>>()?;

@@ -263,10 +263,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                     "unknown example \"{example}\" (known: ctr)"
                 )));
             }
-            datagen::generate(&args, &out).map_err(|e| CliError {
-                user: false,
-                message: format!("{e:#}"),
-            })?;
+            datagen::generate(&args, &out).map_err(|e| CliError::internal(format!("{e:#}")))?;
         }
         Command::Sample { registry, args } => sample::run(&registry.registry, args)?,
         Command::Materialize { registry, args } => materialize::run(&registry.registry, args)?,

@@ -8,12 +8,12 @@ use std::time::Instant;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::TimestampMicrosecondType;
+use fstore_core::expr::ExprCompiler;
+use fstore_core::rows::value_at;
 use fstore_online::OnlineStore;
 use fstore_online::layout::GroupLayout;
 use fstore_registry::Registry;
 use fstore_registry::compiled::{CompiledGroup, CompiledGroupKind};
-use fstore_registry::expr::ExprCompiler;
-use fstore_registry::rows::value_at;
 use futures::StreamExt;
 
 use crate::exit::CliError;
@@ -52,18 +52,7 @@ pub struct MaterializeArgs {
 }
 
 fn internal(e: impl std::fmt::Display) -> CliError {
-    CliError {
-        user: false,
-        message: e.to_string(),
-    }
-}
-
-fn online_err(e: fstore_online::Error) -> CliError {
-    let user = matches!(e, fstore_online::Error::BadUrl(_));
-    CliError {
-        user,
-        message: e.to_string(),
-    }
+    CliError::internal(e)
 }
 
 pub fn run(registry: &std::path::Path, args: MaterializeArgs) -> Result<(), CliError> {
@@ -81,7 +70,7 @@ pub fn run(registry: &std::path::Path, args: MaterializeArgs) -> Result<(), CliE
     for name in &args.groups {
         let g = snap.definitions.group(name)?;
         let layout =
-            GroupLayout::new(&args.namespace, &snap.definitions, name).map_err(online_err)?;
+            GroupLayout::new(&args.namespace, &snap.definitions, name).map_err(CliError::from)?;
         groups.push((
             std::sync::Arc::new(CompiledGroup::compile(&snap.definitions, g, &compiler)?),
             layout,
@@ -97,7 +86,7 @@ pub fn run(registry: &std::path::Path, args: MaterializeArgs) -> Result<(), CliE
         batch_size: None,
     })?;
     rt.block_on(async {
-        let store = OnlineStore::open(&args.online).await.map_err(online_err)?;
+        let store = OnlineStore::open(&args.online).await.map_err(CliError::from)?;
         tracing::info!(store = %store.describe(), as_of, "materialize");
         for (group, layout) in &groups {
             let t0 = Instant::now();
@@ -125,12 +114,12 @@ pub fn run(registry: &std::path::Path, args: MaterializeArgs) -> Result<(), CliE
                     for (key, state) in &chunk {
                         rows += state.len() as u64;
                         entries.push((
-                            layout.key(key).map_err(online_err)?,
-                            layout.encode_window(state).map_err(online_err)?,
+                            layout.key(key).map_err(CliError::from)?,
+                            layout.encode_window(state).map_err(CliError::from)?,
                         ));
                     }
                     for part in entries.chunks(WRITE_BATCH) {
-                        written += store.put_newer(part.to_vec()).await.map_err(online_err)?;
+                        written += store.put_newer(part.to_vec()).await.map_err(CliError::from)?;
                     }
                 }
                 progress.stop();
@@ -139,7 +128,7 @@ pub fn run(registry: &std::path::Path, args: MaterializeArgs) -> Result<(), CliE
                     "materialize {} v{} as of {}: {keys} keys loaded with {rows} window rows ({written} not older than the store's) ({:.2?})",
                     group.group.name,
                     group.group.version,
-                    fstore_registry::json::format_timestamp(as_of),
+                    fstore_core::json::format_timestamp(as_of),
                     t0.elapsed()
                 );
                 tracing::info!(group = %group.group.name, keys, rows, written, seconds = t0.elapsed().as_secs_f64(), "materialized");
@@ -158,11 +147,11 @@ pub fn run(registry: &std::path::Path, args: MaterializeArgs) -> Result<(), CliE
                 let batch = batch?;
                 keys += encode(layout, &batch, &mut pending)?;
                 if pending.len() >= WRITE_BATCH {
-                    written += store.put_newer(std::mem::take(&mut pending)).await.map_err(online_err)?;
+                    written += store.put_newer(std::mem::take(&mut pending)).await.map_err(CliError::from)?;
                 }
             }
             if !pending.is_empty() {
-                written += store.put_newer(pending).await.map_err(online_err)?;
+                written += store.put_newer(pending).await.map_err(CliError::from)?;
             }
             progress.stop();
             let stats = job.stats.lock().map(|s| s.clone()).unwrap_or_default();
@@ -171,7 +160,7 @@ pub fn run(registry: &std::path::Path, args: MaterializeArgs) -> Result<(), CliE
                 "materialize {} v{} as of {}: {keys} of {loaded} keys loaded ({written} not older than the store's), {} source rows without key or time ({:.2?})",
                 group.group.name,
                 group.group.version,
-                fstore_registry::json::format_timestamp(as_of),
+                fstore_core::json::format_timestamp(as_of),
                 stats.skipped_rows,
                 t0.elapsed()
             );
@@ -183,7 +172,7 @@ pub fn run(registry: &std::path::Path, args: MaterializeArgs) -> Result<(), CliE
                 "materialized"
             );
         }
-        store.compact().await.map_err(online_err)?;
+        store.compact().await.map_err(CliError::from)?;
         Ok::<_, CliError>(())
     })?;
     let peak = peak_rss_mib()
@@ -216,12 +205,12 @@ fn encode(
         let values = (0..n_features)
             .map(|c| value_at(batch.column(k + 1 + c), r))
             .collect::<Result<Vec<_>, _>>()?;
-        let key = layout.key(&key).map_err(online_err)?;
+        let key = layout.key(&key).map_err(CliError::from)?;
         out.push((
             key,
             layout
                 .encode(row_time.value(r), &values)
-                .map_err(online_err)?,
+                .map_err(CliError::from)?,
         ));
         added += 1;
     }

@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use futures::StreamExt;
 
+use fstore_core::json::parse_timestamp;
 use fstore_offline::Range;
 use fstore_registry::Registry;
 use fstore_registry::compiled::CompiledSpec;
-use fstore_registry::json::parse_timestamp;
 
 use crate::exit::CliError;
 use crate::progress::Progress;
@@ -102,10 +102,7 @@ pub fn run(registry: &std::path::Path, args: SampleArgs) -> Result<(), CliError>
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError {
-            user: false,
-            message: e.to_string(),
-        })?;
+        .map_err(CliError::internal)?;
     let ctx = fstore_offline::read::session_with(fstore_offline::read::SessionOptions {
         memory_limit: Some(args.memory_limit),
         batch_size: None,
@@ -190,12 +187,8 @@ pub fn run(registry: &std::path::Path, args: SampleArgs) -> Result<(), CliError>
     if args.show > 0 {
         println!(
             "{}",
-            arrow::util::pretty::pretty_format_batches(&shown).map_err(|e| {
-                CliError {
-                    user: false,
-                    message: e.to_string(),
-                }
-            })?
+            arrow::util::pretty::pretty_format_batches(&shown)
+                .map_err(|e| { CliError::internal(e) })?
         );
     }
     Ok(())
@@ -204,7 +197,7 @@ pub fn run(registry: &std::path::Path, args: SampleArgs) -> Result<(), CliError>
 /// Each source's Parquet location: its declared BATCH location, or a `--source NAME=PATH`
 /// override.
 pub fn source_locations<'a>(
-    snap: &fstore_registry::store::Snapshot,
+    snap: &fstore_registry::snapshot::Snapshot,
     sources: impl Iterator<Item = &'a fstore_registry::model::Source>,
     overrides: &[String],
 ) -> Result<HashMap<String, PathBuf>, CliError> {

@@ -11,10 +11,7 @@ use crate::exit::CliError;
 use crate::sample::parse_time;
 
 fn internal(e: impl std::fmt::Display) -> CliError {
-    CliError {
-        user: false,
-        message: e.to_string(),
-    }
+    CliError::internal(e)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
@@ -69,10 +66,7 @@ pub fn serve(registry: &Path, args: ServeArgs) -> Result<(), CliError> {
     runtime()?.block_on(async {
         let store = OnlineStore::open(&args.online)
             .await
-            .map_err(|e| CliError {
-                user: matches!(e, fstore_online::Error::BadUrl(_)),
-                message: e.to_string(),
-            })?;
+            .map_err(CliError::from)?;
         let shared = Shared::open(registry.to_path_buf(), &args.namespace, store)
             .map_err(|e| CliError::user(e.to_string()))?;
         shared.watch(Duration::from_secs(1));
@@ -224,7 +218,7 @@ fn column_json(c: &pb::Column, dtype: &str, i: usize) -> serde_json::Value {
     match dtype {
         "BOOLEAN" => J::Bool(c.bool_values[i]),
         "INT64" => J::from(c.int64_values[i]),
-        "TIMESTAMP" => J::String(fstore_registry::json::format_timestamp(c.int64_values[i])),
+        "TIMESTAMP" => J::String(fstore_core::json::format_timestamp(c.int64_values[i])),
         "DOUBLE" => {
             let d = c.double_values[i];
             if d.is_finite() {
@@ -269,7 +263,7 @@ pub fn get(args: GetArgs) -> Result<(), CliError> {
             .await
             .map(|r| r.into_inner())
             .map_err(|s| CliError {
-                user: !matches!(s.code(), tonic::Code::Internal | tonic::Code::Unknown),
+                kind: fstore_online::status::kind_of(s.code()),
                 message: format!("{:?}: {}", s.code(), s.message()),
             })
     })?;
@@ -289,7 +283,7 @@ pub fn get(args: GetArgs) -> Result<(), CliError> {
             if g.status[i] != pb::KeyStatus::NotFound as i32 {
                 obj.insert(
                     "event_time".into(),
-                    fstore_registry::json::format_timestamp(g.event_time_us[i]).into(),
+                    fstore_core::json::format_timestamp(g.event_time_us[i]).into(),
                 );
             }
             for f in &g.features {

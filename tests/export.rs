@@ -8,8 +8,8 @@ use std::process::Command;
 
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
-use fstore_registry::codec::Value;
-use fstore_registry::rows::value_at;
+use fstore_core::codec::Value;
+use fstore_core::rows::value_at;
 
 use crate::join::read_parquet_dir;
 use crate::online_serve::{batch_at, json_keys};
@@ -218,7 +218,7 @@ fn export_graph_writes_nodes_as_of_a_time_and_edges_up_to_it() {
     let registry = apply_example(w, "reg");
     let reg = registry.to_str().unwrap();
     let at = "2024-01-10T00:00:00Z";
-    let t = fstore_registry::json::parse_timestamp(at).unwrap();
+    let t = fstore_core::json::parse_timestamp(at).unwrap();
     let graph = w.join("graph");
     let mut args = vec![
         "export-graph".to_string(),
@@ -324,7 +324,7 @@ fn export_graph_writes_nodes_as_of_a_time_and_edges_up_to_it() {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
             v["ts"]
                 .as_str()
-                .and_then(|s| fstore_registry::json::parse_timestamp(s).ok())
+                .and_then(|s| fstore_core::json::parse_timestamp(s).ok())
                 .is_some_and(|ts| ts <= t)
         })
         .count();

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
-use fstore_registry::codec::Value;
-use fstore_registry::rows::value_at;
+use fstore_core::codec::Value;
+use fstore_core::rows::value_at;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -132,7 +132,7 @@ pub fn shuffle_within(
     jitter_us: i64,
     seed: u64,
 ) -> Vec<(String, String, String)> {
-    let mut rng = fstore_registry::xorshift::XorShift::new(seed | 1);
+    let mut rng = fstore_core::xorshift::XorShift::new(seed | 1);
     let mut last = i64::MIN;
     let mut keyed: Vec<(i64, usize, (String, String, String))> = msgs
         .into_iter()
@@ -141,7 +141,7 @@ pub fn shuffle_within(
             let v: serde_json::Value = serde_json::from_str(&m.2).unwrap_or_default();
             if let Some(ts) = v["ts"]
                 .as_str()
-                .and_then(|t| fstore_registry::json::parse_timestamp(t).ok())
+                .and_then(|t| fstore_core::json::parse_timestamp(t).ok())
             {
                 last = ts;
             }
@@ -306,7 +306,7 @@ pub fn json_by_request_id(
 ) -> BTreeMap<i64, Vec<(String, Value)>> {
     let mut out = BTreeMap::new();
     for (_, payload, _) in msgs {
-        let values = fstore_registry::json::decode_row(columns, payload).unwrap();
+        let values = fstore_core::json::decode_row(columns, payload).unwrap();
         let id = match values[0] {
             Value::Int64(i) => i,
             ref v => panic!("request_id {v:?}"),
@@ -458,7 +458,7 @@ async fn stream_samples_equal_the_batch_on_the_example_data() {
         for (_, _, payload) in &msgs {
             let v: serde_json::Value = serde_json::from_str(payload).unwrap();
             let Some(ts) = v["ts"].as_str() else { continue };
-            let ts = fstore_registry::json::parse_timestamp(ts).unwrap();
+            let ts = fstore_core::json::parse_timestamp(ts).unwrap();
             end = end.max(ts);
             let (group, key) = if v.get("request_id").is_some() {
                 ("user_activity", v["user_id"].to_string())
@@ -582,7 +582,7 @@ fn kill_points() -> Vec<(usize, u64)> {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .subsec_nanos() as u64;
-    let mut rng = fstore_registry::xorshift::XorShift::new(seed | 1);
+    let mut rng = fstore_core::xorshift::XorShift::new(seed | 1);
     let mut next = || rng.next_u64();
     let points: Vec<(usize, u64)> = (0..3)
         .map(|_| (1 + (next() % 5) as usize, next() % 25))
@@ -887,7 +887,7 @@ async fn bad_and_late_messages_go_to_the_dead_letter_topic_and_online_stays_fres
     for line in fs::read_to_string(&events).unwrap().lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         if let Some(ts) = v["ts"].as_str() {
-            max_ts = max_ts.max(fstore_registry::json::parse_timestamp(ts).unwrap());
+            max_ts = max_ts.max(fstore_core::json::parse_timestamp(ts).unwrap());
         }
         if let Some(u) = v["user_id"].as_str() {
             users.insert(u.to_string());
@@ -903,7 +903,7 @@ async fn bad_and_late_messages_go_to_the_dead_letter_topic_and_online_stays_fres
         ),
         ("item", items.iter().map(|i| Value::Int64(*i)).collect()),
     ]);
-    let end = fstore_registry::json::format_timestamp(max_ts);
+    let end = fstore_core::json::format_timestamp(max_ts);
     let mut mat = vec![
         "materialize".to_string(),
         "user_profile".into(),
@@ -970,7 +970,7 @@ async fn bad_and_late_messages_go_to_the_dead_letter_topic_and_online_stays_fres
             .iter()
             .all(|d| d.2["fstore-reason"].contains("is behind the frontier"))
     );
-    let at = fstore_registry::json::parse_timestamp(late_ts).unwrap() + 1;
+    let at = fstore_core::json::parse_timestamp(late_ts).unwrap() + 1;
     let keys = BTreeMap::from([
         ("user", vec![Value::String("user_late".into())]),
         ("item", vec![]),
@@ -1122,11 +1122,10 @@ async fn stream_samples_reproduce_the_contract_vectors() {
     let Some(brokers) = service("FSTORE_KAFKA_BROKERS") else {
         return;
     };
-    let contract = repo().join("../shared/contract/basic");
-    if !contract.exists() {
-        eprintln!("skipped: no shared/contract beside the repository");
+    let Some(contract) = crate::support::contract_dir() else {
         return;
-    }
+    };
+    let contract = contract.join("basic");
     let setup = Setup::new(
         &brokers,
         &[("impressions", 2), ("user_profile", 2), ("item_stats", 2)],
@@ -1282,7 +1281,7 @@ async fn rows_and_events_whose_expressions_fail_are_dead_lettered_alone() {
         "{reason}"
     );
     // The event's row as the joiner read it.
-    let row = fstore_registry::json::decode_row(
+    let row = fstore_core::json::decode_row(
         &[
             fstore_registry::model::Column {
                 name: "request_id".into(),

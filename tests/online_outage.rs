@@ -5,10 +5,10 @@
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use fstore_core::codec::Value;
 use fstore_online::OnlineStore;
 use fstore_online::layout::GroupLayout;
 use fstore_proto::v1 as pb;
-use fstore_registry::codec::Value;
 
 use crate::online_serve::Server;
 

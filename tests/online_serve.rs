@@ -14,10 +14,10 @@ use arrow::array::{
     ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use arrow::datatypes::Schema;
+use fstore_core::codec::Value;
+use fstore_core::json::parse_timestamp;
+use fstore_core::rows::value_at;
 use fstore_proto::v1 as pb;
-use fstore_registry::codec::Value;
-use fstore_registry::json::parse_timestamp;
-use fstore_registry::rows::value_at;
 
 use crate::support::{fstore, repo, service, text, unique};
 
@@ -209,7 +209,7 @@ pub fn batch_at(
     .unwrap();
     write_spine(&dir.join("spine.parquet"), users, items, t);
     let out = work.join(format!("samples-{t}"));
-    let at = |us: i64| fstore_registry::json::format_timestamp(us);
+    let at = |us: i64| fstore_core::json::format_timestamp(us);
     ok(&fstore(
         &[
             "sample",
@@ -537,7 +537,7 @@ async fn online_equals_offline(online: &str) {
             "--namespace",
             &ns,
             "--as-of",
-            &fstore_registry::json::format_timestamp(t),
+            &fstore_core::json::format_timestamp(t),
         ],
         work.path(),
     ));

@@ -2,9 +2,9 @@
 //! RocksDB: lookups return what was written, in order, and a write never replaces a newer
 //! value with an older one.
 
+use fstore_core::codec::{Codec, Value};
 use fstore_online::OnlineStore;
 use fstore_registry::DataType;
-use fstore_registry::codec::{Codec, Value};
 
 use crate::support::{repo, service, text, unique};
 

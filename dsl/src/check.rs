@@ -9,10 +9,10 @@ use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::keywords::ALL_KEYWORDS;
+use fstore_core::expr::{ExprCompiler, ScopeColumn};
+use fstore_core::types::format_duration;
 use fstore_registry::DataType;
-use fstore_registry::expr::{ExprCompiler, ScopeColumn};
 use fstore_registry::model::*;
-use fstore_registry::types::format_duration;
 
 use crate::ast::{ColumnDef, Name, SelectItem, Stmt};
 use crate::diag::{Diagnostic, Pos, closest, known_hint};
@@ -1074,12 +1074,7 @@ impl Checker {
             return;
         };
         let chosen: Vec<String> = match inputs {
-            None => sp
-                .columns
-                .iter()
-                .filter(|c| matches!(c.role, ColumnRole::Feature { .. } | ColumnRole::Transform))
-                .map(|c| c.name.clone())
-                .collect(),
+            None => sp.default_inputs(),
             Some(list) => {
                 let mut out = Vec::new();
                 for n in list {

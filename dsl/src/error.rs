@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use fstore_core::ErrorKind;
+
 use crate::diag::Diagnostics;
 
 /// Loading definitions fails on unreadable paths or on mistakes in the definitions.
@@ -23,7 +25,10 @@ pub enum Error {
 
 impl Error {
     /// Every dsl error is the user's to fix.
-    pub fn is_user_error(&self) -> bool {
-        true
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Definitions(_) => ErrorKind::Invalid,
+            Error::NoDefinitions(_) | Error::Read { .. } => ErrorKind::NotFound,
+        }
     }
 }

@@ -18,8 +18,8 @@ use datafusion::sql::sqlparser::ast::Expr;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+use fstore_core::types::{TYPE_NAMES, duration_unit_micros};
 use fstore_registry::DataType;
-use fstore_registry::types::{TYPE_NAMES, duration_unit_micros};
 
 use crate::ast::*;
 use crate::diag::{Diagnostic, Pos};

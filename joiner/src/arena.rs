@@ -13,9 +13,9 @@
 
 use arrow::array::{Array, ArrayRef, AsArray, new_empty_array, new_null_array};
 use arrow::compute::interleave;
+use fstore_core::codec::Value;
+use fstore_core::rows::{ColumnBuilder, value_at};
 use fstore_registry::DataType;
-use fstore_registry::codec::Value;
-use fstore_registry::rows::{ColumnBuilder, value_at};
 
 use crate::Error;
 

@@ -1,5 +1,7 @@
 //! Errors of the streaming joiner.
 
+use fstore_core::ErrorKind;
+
 /// What can go wrong in the joiner: the user's mistakes (bad arguments, a spec the joiner
 /// cannot run, state of another spec) first, then the outside world and internal failures.
 #[derive(Debug, thiserror::Error)]
@@ -9,6 +11,8 @@ pub enum Error {
     Config(String),
     #[error(transparent)]
     Registry(#[from] fstore_registry::Error),
+    #[error(transparent)]
+    Core(#[from] fstore_core::Error),
     /// The broker refused or failed an operation.
     #[error("kafka: {0}")]
     Kafka(String),
@@ -26,12 +30,13 @@ pub enum Error {
 }
 
 impl Error {
-    /// True when the user has to change something (exit code 2); false otherwise (exit 1).
-    pub fn is_user_error(&self) -> bool {
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Config(_) => true,
-            Error::Registry(e) => e.is_user_error(),
-            _ => false,
+            Error::Config(_) => ErrorKind::Invalid,
+            Error::Registry(e) => e.kind(),
+            Error::Core(e) => e.kind(),
+            Error::Kafka(_) | Error::Online(_) => ErrorKind::Unavailable,
+            Error::State(_) | Error::Output(_) | Error::Internal(_) => ErrorKind::Internal,
         }
     }
 }

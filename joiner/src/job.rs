@@ -41,17 +41,17 @@ use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, RecordBatch, TimestampMicrosecondArray, UInt32Array,
 };
 use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
-use fstore_registry::codec::{Codec, Value};
+use fstore_core::codec::{Codec, Value};
+use fstore_core::json::{encode_row, format_timestamp};
+use fstore_core::rows::{ColumnBuilder, value_at};
+use fstore_core::semantics::order::{TieOrder, row_tie_columns, window_tie_columns};
+use fstore_core::semantics::window::WindowRows;
+use fstore_registry::DataType;
 use fstore_registry::compiled::{
     CompiledExpr, CompiledGroup, CompiledGroupKind, CompiledSpec, plain_source_schema,
 };
-use fstore_registry::json::{encode_row, format_timestamp};
 use fstore_registry::model::{Column, ColumnRole, Definitions, ObjectRef};
-use fstore_registry::order::{TieOrder, row_tie_columns, window_tie_columns};
-use fstore_registry::rows::{ColumnBuilder, value_at};
 use fstore_registry::sample_file::{PartitionedWriter, sample_metadata};
-use fstore_registry::window::WindowRows;
-use fstore_registry::{DataType, compiled::CompiledWindow};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -62,7 +62,9 @@ use crate::kafka::{Kafka, Outbox};
 use crate::keys::{AHEAD, KeyBytes, KeyTable, Slot};
 use crate::pending::PendingEvents;
 use crate::pipeline::{Chunk, MsgRef, ReadSource, Reader, SampleWriter, Step};
-use crate::state::{AsOf, KeyRows, StateRow};
+use fstore_core::semantics::asof::AsOf;
+
+use crate::state::{KeyRows, StateRow};
 use crate::store::{
     CF_EVENTS, CF_KEYS, CF_OUTBOX, Checkpoint, Counters, EventId, KeyColumns, OutMessage,
     PendingEvent, StateStore, entity_key_values, event_key, state_key,
@@ -428,12 +430,12 @@ fn open_state(
     let fp = fingerprints(defs, spec);
     let cp = match store.checkpoint()? {
         Some(cp) => {
-            if cp.tie_encoding != fstore_registry::order::TIE_ENCODING {
+            if cp.tie_encoding != fstore_core::semantics::order::TIE_ENCODING {
                 return Err(Error::Config(format!(
                     "state folder {} orders ties by {:?}, this fstore by {:?}: rebuild the state (a new --state folder from the start of the topics)",
                     cfg.state_dir.display(),
                     cp.tie_encoding,
-                    fstore_registry::order::TIE_ENCODING
+                    fstore_core::semantics::order::TIE_ENCODING
                 )));
             }
             if cp.spec != spec.spec.name || cp.spec_fingerprint != fp || cp.instance != instance {
@@ -456,7 +458,7 @@ fn open_state(
                 "{:08x}",
                 (now_us() as u64 ^ u64::from(std::process::id()).rotate_left(40)) & 0xffff_ffff
             ),
-            tie_encoding: fstore_registry::order::TIE_ENCODING.to_string(),
+            tie_encoding: fstore_core::semantics::order::TIE_ENCODING.to_string(),
             ..Default::default()
         },
     };
@@ -530,10 +532,6 @@ fn now_us() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64)
-}
-
-fn longest(features: &[CompiledWindow]) -> i64 {
-    features.iter().map(|f| f.window_us).max().unwrap_or(0)
 }
 
 impl Joiner {
@@ -1496,12 +1494,13 @@ impl Joiner {
             let slots = self.resolve(g, &keys)?;
             // Each pass loads, a few events ahead, what the next pass will read.
             match &compiled.kind {
-                CompiledGroupKind::Row { ttl_us, .. } => {
+                CompiledGroupKind::Row { .. } => {
+                    let rule = compiled.rule();
                     let table = &self.cache[g];
                     let mut found: Vec<Option<RowAt>> = Vec::with_capacity(events.len());
                     for (i, e) in events.iter().enumerate() {
                         prefetch_ahead(table, &slots, i);
-                        let row = match slots[i].map(|s| table.get(s).rows.as_of(e.id.0, *ttl_us)) {
+                        let row = match slots[i].map(|s| table.get(s).rows.as_of(e.id.0, rule)) {
                             Some(AsOf::Found(r)) => Some(r.at),
                             Some(AsOf::Expired) => {
                                 expired += 1;
@@ -1646,14 +1645,7 @@ impl Joiner {
     fn collect_garbage(&mut self, frontier: i64) {
         for (g, _, e) in cached(&mut self.cache) {
             let before = e.rows.rows.len();
-            match &self.groups[g].compiled.kind {
-                CompiledGroupKind::Row { ttl_us, .. } => {
-                    e.rows.collect_row_group(frontier, *ttl_us)
-                }
-                CompiledGroupKind::Window { features } => {
-                    e.rows.collect_window_group(frontier, longest(features))
-                }
-            }
+            e.rows.collect(frontier, self.groups[g].compiled.rule());
             if e.rows.rows.len() != before {
                 e.dirty = true;
                 e.window = None;
@@ -1740,12 +1732,7 @@ impl Joiner {
             // Event times decide: the rows kept are copied as stored.
             let mut rows = KeyRows::decode_times(&v)?;
             let before = rows.rows.len();
-            match &self.groups[g].compiled.kind {
-                CompiledGroupKind::Row { ttl_us, .. } => rows.collect_row_group(frontier, *ttl_us),
-                CompiledGroupKind::Window { features } => {
-                    rows.collect_window_group(frontier, longest(features))
-                }
-            }
+            rows.collect(frontier, self.groups[g].compiled.rule());
             if rows.is_empty() {
                 changes.push((k.to_vec(), None));
             } else if rows.rows.len() != before {

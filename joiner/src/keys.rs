@@ -221,7 +221,7 @@ mod tests {
     fn finds_what_a_map_finds() {
         let mut t: KeyTable<u64> = KeyTable::default();
         let mut m: HashMap<Vec<u8>, u64> = HashMap::new();
-        let mut rng = fstore_registry::xorshift::XorShift::new(0x9e37_79b9_7f4a_7c15);
+        let mut rng = fstore_core::xorshift::XorShift::new(0x9e37_79b9_7f4a_7c15);
         let mut next = || rng.next_u64();
         for round in 0..30 {
             let n = (next() % 3000) as usize;

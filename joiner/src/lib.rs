@@ -1,8 +1,8 @@
 //! fstore's streaming joiner: consumes a sample spec's sources from Kafka, keeps per-key
 //! feature history and window state in RocksDB, and emits each label event's sample once the
 //! watermark passes its event time — the same samples the batch engine makes, computed by the
-//! same compiled spec (as-of rule and tie order from [`fstore_registry::order`], window folds
-//! from [`fstore_registry::window`], transforms from [`fstore_registry::compiled`]).
+//! same compiled spec (as-of rule and tie order from [`fstore_core::semantics::order`], window folds
+//! from [`fstore_core::semantics::window`], transforms from [`fstore_registry::compiled`]).
 //!
 //! - [`watermark`]: watermarks, the frontier and lateness, as plain decisions;
 //! - [`arena`]: rows held column by column (group state, queued events), gathered for samples;

@@ -128,7 +128,7 @@ mod tests {
     /// lookups and releases at a moving frontier.
     #[test]
     fn behaves_like_an_ordered_map() {
-        let mut rng = fstore_registry::xorshift::XorShift::new(0x2545_f491_4f6c_dd1d_u64);
+        let mut rng = fstore_core::xorshift::XorShift::new(0x2545_f491_4f6c_dd1d_u64);
         let mut next = |n: u64| rng.below(n);
         for _ in 0..50 {
             let mut q: PendingEvents<u64> = PendingEvents::default();

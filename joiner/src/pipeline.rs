@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use fstore_registry::json::{JsonError, RowDecoder};
+use fstore_core::json::{JsonError, RowDecoder};
+use fstore_core::rows::{ColumnBuilder, ValueRef};
 use fstore_registry::model::Column;
-use fstore_registry::rows::{ColumnBuilder, ValueRef};
 use fstore_registry::sample_file::PartitionedWriter;
 use rdkafka::Message;
 use rdkafka::consumer::BaseConsumer;

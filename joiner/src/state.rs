@@ -1,5 +1,5 @@
 //! One key's rows of one feature group, as the joiner keeps them: in the order of
-//! [`fstore_registry::order`] (event time, then tie order), each marked late or not, its
+//! [`fstore_core::semantics::order`] (event time, then tie order), each marked late or not, its
 //! values and tie bytes in the group's [`RowArena`].
 //!
 //! Samples see only rows that were not late; the online store sees them all (the joiner
@@ -16,10 +16,10 @@
 //! time (i64 LE), a late flag, the tie bytes (LEB128 length + bytes) and its values in the
 //! group's state codec (LEB128 length + bytes).
 
-use fstore_registry::codec::Codec;
+use fstore_core::codec::Codec;
+use fstore_core::semantics::asof::{AsOf, AsOfRule};
+use fstore_core::semantics::window::WindowRows;
 use fstore_registry::compiled::CompiledWindow;
-use fstore_registry::order::expired;
-use fstore_registry::window::WindowRows;
 
 use crate::Error;
 use crate::arena::{RowArena, RowAt};
@@ -35,16 +35,8 @@ pub struct StateRow {
     pub late: bool,
     /// A row group's features, or a window group's inputs and filter results (per feature:
     /// the input if any, then the filter result as BOOLEAN if any); the bytes are the tie
-    /// order's ([`fstore_registry::order::TieOrder`]).
+    /// order's ([`fstore_core::semantics::order::TieOrder`]).
     pub at: RowAt,
-}
-
-/// What the as-of rule gives an event.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum AsOf<'a> {
-    NoRow,
-    Expired,
-    Found(&'a StateRow),
 }
 
 /// A key's rows in order.
@@ -75,15 +67,12 @@ impl KeyRows {
         at
     }
 
-    /// The row an event at `t` joins: the last on-time row at or before `t`, unless the TTL
-    /// has expired it.
-    pub fn as_of(&self, t: i64, ttl_us: Option<i64>) -> AsOf<'_> {
+    /// The row an event at `t` joins under a row group's `rule`: of the on-time rows at or
+    /// before `t`, the last.
+    pub fn as_of(&self, t: i64, rule: AsOfRule) -> AsOf<&StateRow> {
         let upto = self.rows.partition_point(|r| r.ts <= t);
-        match self.rows[..upto].iter().rev().find(|r| !r.late) {
-            None => AsOf::NoRow,
-            Some(r) if expired(t, r.ts, ttl_us) => AsOf::Expired,
-            Some(r) => AsOf::Found(r),
-        }
+        let candidate = self.rows[..upto].iter().rev().find(|r| !r.late);
+        rule.pick(t, candidate.map(|r| (r.ts, r)))
     }
 
     /// The latest row, late or not: the key's online value.
@@ -127,24 +116,26 @@ impl KeyRows {
         put_window_row(window, arena, features, pos, row)
     }
 
-    /// Drops a row group's rows no event at or after `frontier` can join (see the module docs).
-    pub fn collect_row_group(&mut self, frontier: i64, ttl_us: Option<i64>) {
-        let before = self.rows.partition_point(|r| r.ts < frontier);
-        let candidate = self.rows[..before].iter().rposition(|r| !r.late);
-        let mut i = 0;
-        self.rows.retain(|r| {
-            let keep = i >= before || (Some(i) == candidate && !expired(frontier, r.ts, ttl_us));
-            i += 1;
-            keep
-        });
-    }
-
-    /// Drops a window group's rows before the longest window of `frontier`.
-    pub fn collect_window_group(&mut self, frontier: i64, longest_us: i64) {
-        let cut = self
-            .rows
-            .partition_point(|r| r.ts < frontier.saturating_sub(longest_us));
-        self.rows.drain(..cut);
+    /// Drops the rows no event at or after `frontier` can reach under `rule` (see the module
+    /// docs).
+    pub fn collect(&mut self, frontier: i64, rule: AsOfRule) {
+        match rule {
+            AsOfRule::Latest { .. } => {
+                let before = self.rows.partition_point(|r| r.ts < frontier);
+                let candidate = self.rows[..before].iter().rposition(|r| !r.late);
+                let mut i = 0;
+                self.rows.retain(|r| {
+                    let keep =
+                        i >= before || (Some(i) == candidate && !rule.expired(frontier, r.ts));
+                    i += 1;
+                    keep
+                });
+            }
+            AsOfRule::Window { .. } => {
+                let cut = self.rows.partition_point(|r| rule.expired(frontier, r.ts));
+                self.rows.drain(..cut);
+            }
+        }
     }
 
     /// The stored form; `arena` holds the rows' values.
@@ -353,8 +344,12 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fstore_core::codec::Value;
     use fstore_registry::DataType;
-    use fstore_registry::codec::Value;
+
+    fn latest(ttl_us: Option<i64>) -> AsOfRule {
+        AsOfRule::Latest { ttl_us }
+    }
 
     /// An arena of one INT64 column, and rows added to it one at a time.
     struct Rows {
@@ -383,7 +378,7 @@ mod tests {
             k
         }
 
-        fn value(&self, a: AsOf<'_>) -> Option<i64> {
+        fn value(&self, a: AsOf<&StateRow>) -> Option<i64> {
             match a {
                 AsOf::Found(r) => match self.arena.values(r.at).unwrap()[0] {
                     Value::Int64(v) => Some(v),
@@ -427,7 +422,7 @@ mod tests {
                 Some(expr("p", 0, DataType::Boolean)),
             ),
         ];
-        let mut rng = fstore_registry::xorshift::XorShift::new(0x2545_f491_4f6c_dd1d_u64);
+        let mut rng = fstore_core::xorshift::XorShift::new(0x2545_f491_4f6c_dd1d_u64);
         let mut next = |n: u64| rng.below(n);
         let mut rows = Rows::new(vec![
             DataType::Boolean,
@@ -492,17 +487,17 @@ mod tests {
             (25, 0, true, 4),
             (30, 0, false, 5),
         ]);
-        assert_eq!(k.as_of(9, None), AsOf::NoRow);
-        assert_eq!(rows.value(k.as_of(10, None)), Some(1));
-        assert_eq!(rows.value(k.as_of(20, None)), Some(3));
+        assert_eq!(k.as_of(9, latest(None)), AsOf::NoRow);
+        assert_eq!(rows.value(k.as_of(10, latest(None))), Some(1));
+        assert_eq!(rows.value(k.as_of(20, latest(None))), Some(3));
         assert_eq!(
-            rows.value(k.as_of(29, None)),
+            rows.value(k.as_of(29, latest(None))),
             Some(3),
             "the late row is not joined"
         );
-        assert_eq!(rows.value(k.as_of(30, Some(0))), Some(5));
-        assert_eq!(k.as_of(31, Some(0)), AsOf::Expired);
-        assert_eq!(rows.value(k.as_of(30, Some(10))), Some(5));
+        assert_eq!(rows.value(k.as_of(30, latest(Some(0)))), Some(5));
+        assert_eq!(k.as_of(31, latest(Some(0))), AsOf::Expired);
+        assert_eq!(rows.value(k.as_of(30, latest(Some(10)))), Some(5));
         assert_eq!(rows.value(k.latest().map(AsOf::Found).unwrap()), Some(5));
     }
 
@@ -516,29 +511,33 @@ mod tests {
             (40, 0, false, 4),
         ]);
         let before = k.clone();
-        k.collect_row_group(30, None);
+        k.collect(30, latest(None));
         for t in 30..50 {
-            assert_eq!(k.as_of(t, None), before.as_of(t, None), "t = {t}");
+            assert_eq!(
+                k.as_of(t, latest(None)),
+                before.as_of(t, latest(None)),
+                "t = {t}"
+            );
         }
         assert_eq!(k.rows.len(), 2);
         // A candidate the TTL has expired for every later event goes too.
         let mut k = before.clone();
-        k.collect_row_group(46, Some(5));
+        k.collect(46, latest(Some(5)));
         assert!(k.is_empty());
         for t in 46..60 {
-            assert_eq!(before.as_of(t, Some(5)), AsOf::Expired);
+            assert_eq!(before.as_of(t, latest(Some(5))), AsOf::Expired);
         }
         let mut k = before.clone();
-        k.collect_row_group(45, Some(5));
+        k.collect(45, latest(Some(5)));
         assert_eq!(k.rows.len(), 1, "exactly TTL old still joins");
 
         let mut w = before.clone();
-        w.collect_window_group(30, 10);
+        w.collect(30, AsOfRule::Window { longest_us: 10 });
         assert_eq!(
             w.rows.iter().map(|r| r.ts).collect::<Vec<_>>(),
             [20, 25, 40]
         );
-        w.collect_window_group(1_000, 10);
+        w.collect(1_000, AsOfRule::Window { longest_us: 10 });
         assert!(w.is_empty());
     }
 

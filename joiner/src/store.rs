@@ -18,7 +18,7 @@ use std::path::Path;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray};
 use arrow::datatypes::Int64Type;
-use fstore_registry::codec::{Codec, Value};
+use fstore_core::codec::{Codec, Value};
 use rocksdb::{
     BlockBasedOptions, ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch, WriteOptions,
 };
@@ -96,7 +96,7 @@ pub struct Checkpoint {
     pub instance: String,
     /// Names this state folder's Parquet files, so other runs' files are left alone.
     pub run: String,
-    /// How tie-order bytes were encoded ([`fstore_registry::order::TIE_ENCODING`]).
+    /// How tie-order bytes were encoded ([`fstore_core::semantics::order::TIE_ENCODING`]).
     pub tie_encoding: String,
     /// Checkpoints committed; also the number of the next Parquet output file.
     pub seq: u64,

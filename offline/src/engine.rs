@@ -33,6 +33,7 @@ use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::{ExecutionPlan, Partitioning, execute_stream};
 use datafusion::prelude::{SessionContext, ident, lit};
+use fstore_core::semantics::asof::AsOfRule;
 use fstore_registry::compiled::{CompiledGroupKind, CompiledSpec};
 use futures::{Stream, TryStreamExt};
 
@@ -142,13 +143,10 @@ pub async fn plan(
     let n_event = spec.source_schema.fields().len();
     let mut width = n_event;
     for join in &spec.joins {
-        // A group's rows in [start - lookback, end): the lookback is its TTL (unbounded
-        // without one) or its longest window.
-        let lookback = match &join.group.kind {
-            CompiledGroupKind::Row { ttl_us, .. } => *ttl_us,
-            CompiledGroupKind::Window { features } => features.iter().map(|f| f.window_us).max(),
-        };
-        let lower = range.start.zip(lookback).map(|(s, l)| s.saturating_sub(l));
+        // A group's rows in [horizon(start), end): the as-of rule's lookback (the TTL,
+        // unbounded without one, or the longest window).
+        let rule = join.group.rule();
+        let lower = range.start.and_then(|s| rule.horizon(s));
         let src = &join.group.source;
         let rows = source_frame(ctx, src, &location(&src.name)?, (lower, range.end))
             .await?
@@ -277,14 +275,14 @@ pub async fn plan_group_values(
 ) -> Result<GroupValuesJob, Error> {
     use datafusion::common::ScalarValue;
     use fstore_registry::model::Join;
-    let CompiledGroupKind::Row { ttl_us, .. } = &group.kind else {
+    let CompiledGroupKind::Row { .. } = &group.kind else {
         return Err(Error::Input(format!(
             "feature group \"{}\" aggregates windows: its online values are kept by the streaming joiner, not materialized",
             group.group.name
         )));
     };
     let partitions = ctx.copied_config().target_partitions();
-    let lower = ttl_us.map(|t| as_of.saturating_sub(t));
+    let lower = group.rule().horizon(as_of);
     let rows = source_frame(
         ctx,
         &group.source,
@@ -298,8 +296,7 @@ pub async fn plan_group_values(
         .iter()
         .map(|&i| group.source_schema.field(i).name().clone())
         .collect();
-    let ts =
-        ScalarValue::TimestampMicrosecond(Some(as_of), Some(fstore_registry::types::UTC.into()));
+    let ts = ScalarValue::TimestampMicrosecond(Some(as_of), Some(fstore_core::types::UTC.into()));
     let mut spine_cols: Vec<datafusion::prelude::Expr> = key_names.iter().map(ident).collect();
     spine_cols.push(lit(ts).alias("__as_of"));
     let spine = rows
@@ -374,8 +371,8 @@ pub async fn window_states(
     impl Stream<
         Item = Result<
             Vec<(
-                Vec<fstore_registry::codec::Value>,
-                fstore_registry::window::WindowRows,
+                Vec<fstore_core::codec::Value>,
+                fstore_core::semantics::window::WindowRows,
             )>,
             Error,
         >,
@@ -390,14 +387,13 @@ pub async fn window_states(
             group.group.name
         )));
     };
-    let longest = features.iter().map(|f| f.window_us).max().unwrap_or(0);
     let partitions = ctx.copied_config().target_partitions();
     let rows = source_frame(
         ctx,
         &group.source,
         location,
         (
-            Some(as_of.saturating_sub(longest)),
+            AsOfRule::windows(features).horizon(as_of),
             Some(as_of.saturating_add(1)),
         ),
     )
@@ -434,7 +430,7 @@ pub async fn window_states(
                 let key = g
                     .key_columns
                     .iter()
-                    .map(|&c| fstore_registry::rows::value_at(chunk.column(c), r))
+                    .map(|&c| fstore_core::rows::value_at(chunk.column(c), r))
                     .collect::<Result<Vec<_>, _>>()?;
                 out.push((key, keyed.rows(k)?));
             }

@@ -1,6 +1,7 @@
 //! Errors of the batch engine.
 
 use datafusion::error::DataFusionError;
+use fstore_core::ErrorKind;
 
 /// What can go wrong producing samples: the user's mistakes first, then internal ones.
 #[derive(Debug, thiserror::Error)]
@@ -13,25 +14,27 @@ pub enum Error {
     Internal(String),
     #[error(transparent)]
     Registry(#[from] fstore_registry::Error),
+    #[error(transparent)]
+    Core(#[from] fstore_core::Error),
     #[error("batch engine: {0}")]
     DataFusion(#[from] DataFusionError),
 }
 
 impl Error {
-    /// True when the user can fix it (exit code 2); false for internal errors (exit 1).
-    pub fn is_user_error(&self) -> bool {
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Input(_) => true,
-            Error::Registry(e) => e.is_user_error(),
+            Error::Input(_) => ErrorKind::Invalid,
+            Error::Registry(e) => e.kind(),
+            Error::Core(e) => e.kind(),
             // An unreadable or corrupt input file, or a memory limit too small for the job.
-            Error::DataFusion(e) => matches!(
-                e.find_root(),
+            Error::DataFusion(e) => match e.find_root() {
                 DataFusionError::ParquetError(_)
-                    | DataFusionError::IoError(_)
-                    | DataFusionError::ObjectStore(_)
-                    | DataFusionError::ResourcesExhausted(_)
-            ),
-            Error::Internal(_) => false,
+                | DataFusionError::IoError(_)
+                | DataFusionError::ObjectStore(_) => ErrorKind::Invalid,
+                DataFusionError::ResourcesExhausted(_) => ErrorKind::FailedPrecondition,
+                _ => ErrorKind::Internal,
+            },
+            Error::Internal(_) => ErrorKind::Internal,
         }
     }
 }

@@ -1,9 +1,9 @@
 //! The as-of join and the sliding windows, by sort-merge: group rows sorted by (key, event
 //! time, tie order), events sorted by (key, event time), then one forward pass.
 //!
-//! Tie order (rows of one key with the same event time) and the TTL rule are the registry's
-//! ([`fstore_registry::order`]), shared with the joiner: for a row group the greatest row
-//! wins, windows fold in this order.
+//! The tie order ([`fstore_core::semantics::order`]), the as-of rule
+//! ([`fstore_core::semantics::asof`]) and the window fold are the core's, shared with the
+//! joiner and online serving: for a row group the greatest row wins, windows fold in this order.
 
 use std::cmp::Ordering;
 
@@ -11,11 +11,12 @@ use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Ar
 use arrow::compute::{concat_batches, take};
 use arrow::datatypes::TimestampMicrosecondType;
 use arrow_row::{RowConverter, Rows, SortField};
-use fstore_registry::codec::Value;
+use fstore_core::codec::Value;
+use fstore_core::rows::{to_array, value_at};
+use fstore_core::semantics::asof::AsOf;
+use fstore_core::semantics::order::{TieOrder, row_tie_columns, window_tie_columns};
+use fstore_core::semantics::window::WindowRows;
 use fstore_registry::compiled::{CompiledGroup, CompiledGroupKind, CompiledJoin, CompiledWindow};
-use fstore_registry::order::{TieOrder, expired, row_tie_columns, window_tie_columns};
-use fstore_registry::rows::{to_array, value_at};
-use fstore_registry::window::WindowRows;
 
 use crate::Error;
 use crate::error::internal;
@@ -152,10 +153,11 @@ pub fn join_group(
     )?;
     match &g.kind {
         CompiledGroupKind::Row {
-            ttl_us,
             tie_break,
             features,
+            ..
         } => {
+            let rule = g.rule();
             let values = features
                 .iter()
                 .map(|f| f.evaluate(&src))
@@ -188,10 +190,10 @@ pub fn join_group(
                 let cand = (p > 0)
                     .then(|| side.order[p - 1] as usize)
                     .filter(|&r| side.keys.row(r) == ek);
-                match cand {
-                    None => stats.no_row += 1,
-                    Some(r) if expired(et, side.ts[r], *ttl_us) => stats.expired += 1,
-                    Some(r) => pick[e] = Some(r as u32),
+                match rule.pick(et, cand.map(|r| (side.ts[r], r))) {
+                    AsOf::NoRow => stats.no_row += 1,
+                    AsOf::Expired => stats.expired += 1,
+                    AsOf::Found(r) => pick[e] = Some(r as u32),
                 }
             }
             let idx = UInt32Array::from(pick);

@@ -13,10 +13,10 @@ use datafusion::common::ScalarValue;
 use datafusion::prelude::{
     DataFrame, Expr, ParquetReadOptions, SessionConfig, SessionContext, cast, ident, lit,
 };
+use fstore_core::types::UTC;
 use fstore_registry::DataType;
 use fstore_registry::compiled::plain_source_schema;
 use fstore_registry::model::Source;
-use fstore_registry::types::UTC;
 
 use crate::Error;
 

@@ -1,4 +1,4 @@
-//! `shared/contract/` holds samples computed independently of fstore: the batch engine must
+//! The contract vectors hold samples computed independently of fstore: the batch engine must
 //! reproduce them exactly (rows matched on request_id; doubles bit for bit; NULL is not NaN).
 
 use std::collections::HashMap;
@@ -7,21 +7,28 @@ use std::path::{Path, PathBuf};
 use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::concat_batches;
 use arrow::datatypes::Int64Type;
+use fstore_core::rows::value_at;
 use fstore_registry::compiled::CompiledSpec;
-use fstore_registry::rows::value_at;
 
 fn repo() -> PathBuf {
     PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")).join("..")
 }
 
+/// The contract vectors: `FSTORE_CONTRACT_DIR`, or `shared/contract` beside the repository.
+/// Missing, the tests skip with a message, and fail where `FSTORE_REQUIRE_CONTRACT=1` (CI).
 fn contract_dir() -> Option<PathBuf> {
-    let d = repo().join("../shared/contract");
+    let d = std::env::var_os("FSTORE_CONTRACT_DIR")
+        .map_or_else(|| repo().join("../shared/contract"), PathBuf::from);
     if d.exists() {
-        Some(d)
-    } else {
-        eprintln!("skipped: no shared/contract beside the repository");
-        None
+        return Some(d);
     }
+    assert!(
+        std::env::var("FSTORE_REQUIRE_CONTRACT").as_deref() != Ok("1"),
+        "the contract vectors are required but {} does not exist",
+        d.display()
+    );
+    eprintln!("skipped: no contract vectors at {}", d.display());
+    None
 }
 
 async fn read_expected(path: &Path) -> RecordBatch {

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
+use fstore_core::rows::value_at;
 use fstore_offline::Range;
 use fstore_registry::compiled::CompiledSpec;
-use fstore_registry::rows::value_at;
 
 async fn run(mode: crate::Mode, range: Range) -> RecordBatch {
     let data = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))

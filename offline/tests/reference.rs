@@ -11,9 +11,9 @@ use std::path::PathBuf;
 
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
-use fstore_registry::codec::Value;
+use fstore_core::codec::Value;
+use fstore_core::rows::value_at;
 use fstore_registry::compiled::CompiledSpec;
-use fstore_registry::rows::value_at;
 use serde_json::Value as Json;
 
 const DAY: i64 = 86_400_000_000;

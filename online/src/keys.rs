@@ -5,8 +5,8 @@
 //! Keys of one group share the prefix `{namespace}:{group}:{version}:`, which Redis Cluster
 //! hash tags or RocksDB prefix iteration can use.
 
+use fstore_core::codec::Value;
 use fstore_registry::DataType;
-use fstore_registry::codec::Value;
 use fstore_registry::model::Entity;
 
 use crate::Error;

@@ -8,12 +8,13 @@
 //! the cost is those rows per key (e.g. a 7-day count over 40 events a day keeps about 280
 //! event times and filter flags per key, some 2.5 KiB).
 
+use fstore_core::codec::{Codec, Value};
+use fstore_core::expr::ExprCompiler;
+use fstore_core::semantics::asof::{AsOf, AsOfRule};
+use fstore_core::semantics::window::WindowRows;
 use fstore_registry::DataType;
-use fstore_registry::codec::{Codec, Value};
 use fstore_registry::compiled::{CompiledGroup, CompiledGroupKind, CompiledWindow};
-use fstore_registry::expr::ExprCompiler;
 use fstore_registry::model::{Definitions, Entity, FeatureGroup, GroupKind};
-use fstore_registry::window::WindowRows;
 use sha2::{Digest, Sha256};
 
 use crate::Error;
@@ -150,14 +151,14 @@ impl GroupLayout {
             )),
             (Stored::Row { ttl_us }, Some(b)) => {
                 let row = self.codec.decode(b)?;
-                if fstore_registry::order::expired(at, row.event_time, *ttl_us) {
-                    Ok((
+                let rule = AsOfRule::Latest { ttl_us: *ttl_us };
+                match rule.pick(at, Some((row.event_time, row.values))) {
+                    AsOf::Found(values) => Ok((KeyStatus::Found, Some(row.event_time), values)),
+                    _ => Ok((
                         KeyStatus::Expired,
                         Some(row.event_time),
                         vec![Value::Null; self.features.len()],
-                    ))
-                } else {
-                    Ok((KeyStatus::Found, Some(row.event_time), row.values))
+                    )),
                 }
             }
             (Stored::Window { features }, None) => Ok((

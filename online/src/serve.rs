@@ -10,17 +10,17 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use fstore_core::codec::Value;
+use fstore_core::rows::value_at;
 use fstore_proto::v1 as pb;
-use fstore_registry::codec::Value;
 use fstore_registry::compiled::CompiledSpec;
-use fstore_registry::model::ColumnRole;
 use fstore_registry::model::{Definitions, Kind, ObjectRef};
-use fstore_registry::rows::value_at;
 use fstore_registry::{DataType, Registry};
 use tonic::{Request, Response, Status};
 
 use crate::keys::KeyPart;
 use crate::layout::{GroupLayout, KeyStatus};
+use crate::status::status;
 use crate::{Error, Fetched, OnlineStore};
 
 /// Keys per `GetFeatures` request.
@@ -137,11 +137,7 @@ fn now_us() -> i64 {
 }
 
 fn store_status(e: Error) -> Status {
-    match e {
-        Error::Unavailable(m) => Status::unavailable(format!("online store unavailable: {m}")),
-        Error::BadKey(m) => Status::invalid_argument(m),
-        other => Status::internal(other.to_string()),
-    }
+    crate::status::status(&e)
 }
 
 /// The columns of one group to return: all features, or the named ones.
@@ -483,7 +479,7 @@ fn group_arrow(
 ) -> Result<pb::GroupValues, Status> {
     use arrow::array::{ArrayRef, UInt8Array};
     use arrow::datatypes::{Field, Schema};
-    use fstore_registry::rows::ColumnBuilder;
+    use fstore_core::rows::ColumnBuilder;
     let layout = w.layout;
     let n = keys.len();
     let mut status = Vec::with_capacity(n);
@@ -507,7 +503,7 @@ fn group_arrow(
             put(c, &values[f]);
         }
     })?;
-    let encode = |e: fstore_registry::Error| Status::internal(format!("arrow encoding: {e}"));
+    let encode = |e: fstore_core::Error| Status::internal(format!("arrow encoding: {e}"));
     if let Some(e) = failed {
         return Err(encode(e));
     }
@@ -691,34 +687,10 @@ impl FeatureService {
     ) -> Result<pb::GetModelInputsResponse, Status> {
         let served = self.shared.current();
         let defs = &served.defs;
-        let (spec_name, inputs): (String, Vec<String>) = match defs.models.get(&req.model) {
-            Some(m) => (m.spec.clone(), m.inputs.clone()),
-            None => match defs.specs.get(&req.model) {
-                Some(s) => (
-                    s.name.clone(),
-                    s.columns
-                        .iter()
-                        .filter(|c| {
-                            matches!(c.role, ColumnRole::Feature { .. } | ColumnRole::Transform)
-                        })
-                        .map(|c| c.name.clone())
-                        .collect(),
-                ),
-                None => {
-                    let known: Vec<&str> = defs
-                        .models
-                        .keys()
-                        .chain(defs.specs.keys())
-                        .map(String::as_str)
-                        .collect();
-                    return Err(Status::not_found(format!(
-                        "unknown model or sample spec \"{}\" (known: {})",
-                        req.model,
-                        known.join(", ")
-                    )));
-                }
-            },
-        };
+        let binding = defs
+            .binding(&req.model)
+            .map_err(|e| status(&Error::from(e)))?;
+        let (spec_name, inputs) = (binding.spec.name.clone(), binding.inputs);
         let spec =
             served.specs.get(&spec_name).cloned().ok_or_else(|| {
                 Status::internal(format!("sample spec \"{spec_name}\" not compiled"))

@@ -54,7 +54,7 @@ return written
 
 /// The event time in an encoded value's header; values too short to have one sort first.
 fn event_time(v: &[u8]) -> i64 {
-    fstore_registry::codec::Codec::event_time(v).unwrap_or(i64::MIN)
+    fstore_core::codec::Codec::event_time(v).unwrap_or(i64::MIN)
 }
 
 /// Where features live online.

@@ -9,58 +9,19 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch};
+use arrow::array::RecordBatch;
 use arrow::datatypes::{Field, Schema, SchemaRef};
-use datafusion::common::DFSchema;
-use datafusion::logical_expr::simplify::SimplifyContext;
-use datafusion::optimizer::simplify_expressions::ExprSimplifier;
-use datafusion::physical_expr::PhysicalExpr;
+use fstore_core::codec::Value;
+pub use fstore_core::expr::CompiledExpr;
+use fstore_core::expr::{ExprCompiler, ScopeColumn};
+use fstore_core::rows::ColumnBuilder;
+use fstore_core::semantics::asof::AsOfRule;
+pub use fstore_core::semantics::window::CompiledWindow;
+use fstore_core::types::DataType;
 
-use crate::codec::Value;
-use crate::expr::{ExprCompiler, ScopeColumn};
-use crate::model::{
-    Aggregate, Definitions, Entity, FeatureGroup, GroupKind, Join, SampleSpec, Source,
-};
-use crate::rows::ColumnBuilder;
+use crate::model::{Definitions, Entity, FeatureGroup, GroupKind, Join, SampleSpec, Source};
 use crate::schema::spec_schema;
-use crate::types::DataType;
 use crate::{Error, Result};
-
-/// A planned expression with its output name and type.
-#[derive(Debug, Clone)]
-pub struct CompiledExpr {
-    pub name: String,
-    pub dtype: DataType,
-    pub expr: Arc<dyn PhysicalExpr>,
-}
-
-impl CompiledExpr {
-    /// Evaluates over a batch whose schema is the one the expression was compiled against.
-    pub fn evaluate(&self, batch: &RecordBatch) -> Result<ArrayRef> {
-        let out = self.expr.evaluate(batch)?.into_array(batch.num_rows())?;
-        if out.data_type() != &self.dtype.to_arrow() {
-            return Err(Error::Invalid(format!(
-                "expression \"{}\" produced {}, expected {}",
-                self.name,
-                out.data_type(),
-                self.dtype
-            )));
-        }
-        Ok(out)
-    }
-}
-
-/// A window feature's compiled parts.
-#[derive(Debug, Clone)]
-pub struct CompiledWindow {
-    pub name: String,
-    pub agg: Aggregate,
-    pub window_us: i64,
-    pub dtype: DataType,
-    /// `None` for `COUNT(*)`.
-    pub input: Option<CompiledExpr>,
-    pub filter: Option<CompiledExpr>,
-}
 
 /// How a group turns source rows into feature values.
 #[derive(Debug, Clone)]
@@ -73,6 +34,16 @@ pub enum CompiledGroupKind {
     Window {
         features: Vec<CompiledWindow>,
     },
+}
+
+impl CompiledGroupKind {
+    /// The as-of rule of a group of this kind.
+    pub fn rule(&self) -> AsOfRule {
+        match self {
+            CompiledGroupKind::Row { ttl_us, .. } => AsOfRule::Latest { ttl_us: *ttl_us },
+            CompiledGroupKind::Window { features } => AsOfRule::windows(features),
+        }
+    }
 }
 
 /// A feature group compiled against its source's schema.
@@ -129,28 +100,6 @@ fn column_index(s: &Source, name: &str) -> Result<usize> {
         .ok_or_else(|| Error::Invalid(format!("source \"{}\" has no column \"{name}\"", s.name)))
 }
 
-fn compile_expr(
-    c: &ExprCompiler,
-    name: &str,
-    sql: &str,
-    scope: &[ScopeColumn],
-) -> Result<CompiledExpr> {
-    let schema: DFSchema = ExprCompiler::scope_schema(scope)?;
-    let planned = c.plan_text(sql, &schema)?;
-    // Function rewrites (COALESCE → CASE, …) and constant folding happen here, once.
-    let simplify = SimplifyContext::builder()
-        .with_schema(Arc::new(schema.clone()))
-        .with_config_options(Arc::clone(c.state().config_options()))
-        .build();
-    let simplified = ExprSimplifier::new(simplify).simplify(planned.expr)?;
-    let expr = c.state().create_physical_expr(simplified, &schema)?;
-    Ok(CompiledExpr {
-        name: name.to_string(),
-        dtype: planned.dtype,
-        expr,
-    })
-}
-
 impl CompiledGroup {
     pub fn compile(defs: &Definitions, group: &FeatureGroup, c: &ExprCompiler) -> Result<Self> {
         let source = defs.source(&group.source)?.clone();
@@ -181,8 +130,8 @@ impl CompiledGroup {
                 features: r
                     .features
                     .iter()
-                    .map(|f| compile_expr(c, &f.name, &f.expr, &scope))
-                    .collect::<Result<_>>()?,
+                    .map(|f| c.compile(&f.name, &f.expr, &scope))
+                    .collect::<fstore_core::Result<_>>()?,
             },
             GroupKind::Window(w) => CompiledGroupKind::Window {
                 features: w
@@ -197,12 +146,12 @@ impl CompiledGroup {
                             input: f
                                 .input
                                 .as_ref()
-                                .map(|e| compile_expr(c, &f.name, e, &scope))
+                                .map(|e| c.compile(&f.name, e, &scope))
                                 .transpose()?,
                             filter: f
                                 .filter
                                 .as_ref()
-                                .map(|e| compile_expr(c, &f.name, e, &scope))
+                                .map(|e| c.compile(&f.name, e, &scope))
                                 .transpose()?,
                         })
                     })
@@ -218,6 +167,11 @@ impl CompiledGroup {
             ts_column,
             kind,
         })
+    }
+
+    /// How the group's rows reach an event: its as-of rule.
+    pub fn rule(&self) -> AsOfRule {
+        self.kind.rule()
     }
 
     /// The features' names and types, in stored order.
@@ -275,8 +229,8 @@ impl CompiledSpec {
         let outputs = spec
             .columns
             .iter()
-            .map(|col| compile_expr(&c, &col.name, &col.expr, &scope))
-            .collect::<Result<Vec<_>>>()?;
+            .map(|col| c.compile(&col.name, &col.expr, &scope))
+            .collect::<fstore_core::Result<Vec<_>>>()?;
         for (o, col) in outputs.iter().zip(&spec.columns) {
             if o.dtype != col.dtype {
                 return Err(Error::Invalid(format!(
@@ -352,7 +306,7 @@ impl CompiledSpec {
         let columns = builders
             .iter_mut()
             .map(ColumnBuilder::finish)
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<fstore_core::Result<Vec<_>>>()?;
         RecordBatch::try_new(self.base_schema.clone(), columns)
             .map_err(|e| Error::Internal(e.to_string()))
     }
@@ -363,7 +317,7 @@ impl CompiledSpec {
             .outputs
             .iter()
             .map(|o| o.evaluate(base))
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<fstore_core::Result<Vec<_>>>()?;
         RecordBatch::try_new(self.output_schema.clone(), columns)
             .map_err(|e| Error::Invalid(e.to_string()))
     }

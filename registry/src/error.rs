@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use fstore_core::ErrorKind;
+
 /// Everything that can go wrong in the registry: the user's mistakes first, then internal ones.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -15,9 +17,6 @@ pub enum Error {
     /// `apply` refused a change; the message says why and what to do.
     #[error("{0}")]
     Refused(String),
-    /// A value that does not decode: wrong fingerprint, truncated, bad UTF-8.
-    #[error("corrupt online value: {0}")]
-    Codec(String),
     /// An expression or schema that does not type-check.
     #[error("{0}")]
     Invalid(String),
@@ -46,20 +45,19 @@ pub enum Error {
     /// DataFusion failed while planning or evaluating an expression.
     #[error("expression engine: {0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),
+    #[error(transparent)]
+    Core(#[from] fstore_core::Error),
 }
 
 impl Error {
-    /// True when the error is the user's to fix (exit code 2), false for internal errors (exit 1).
-    pub fn is_user_error(&self) -> bool {
-        matches!(
-            self,
-            Error::Unknown { .. }
-                | Error::Refused(_)
-                | Error::Invalid(_)
-                | Error::NoRegistry(_)
-                | Error::Corrupt { .. }
-                | Error::Output(_)
-        )
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Unknown { .. } => ErrorKind::NotFound,
+            Error::Refused(_) | Error::NoRegistry(_) => ErrorKind::FailedPrecondition,
+            Error::Invalid(_) | Error::Corrupt { .. } | Error::Output(_) => ErrorKind::Invalid,
+            Error::Io { .. } | Error::Internal(_) | Error::DataFusion(_) => ErrorKind::Internal,
+            Error::Core(e) => e.kind(),
+        }
     }
 
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {

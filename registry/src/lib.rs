@@ -1,34 +1,20 @@
 //! The fstore registry: the model every other crate speaks (entities, sources, feature groups,
-//! sample specs, model bindings), its versioned storage with compatibility rules, the Arrow
-//! schemas of everything that has rows, the online value codec, and the shared expression
-//! compiler and functions that batch, streaming and online evaluation all use.
+//! sample specs, model bindings), its versioned immutable snapshots, the compatibility rules
+//! between versions, the Arrow schemas of everything that has rows, the compiled form of groups
+//! and specs that every engine runs, and the sample files' layout.
 //!
-//! This crate is the base of the workspace: it depends on no other fstore crate.
+//! Types, values, the codec, expressions and the semantic rules live in [`fstore_core`]; the
+//! model builds on its types.
 
-pub mod aggregate;
-pub mod codec;
+pub mod compat;
 pub mod compiled;
 pub mod error;
-pub mod export;
-pub mod expr;
-pub mod functions;
-pub mod json;
 pub mod model;
-pub mod order;
-pub mod plan;
-pub mod rows;
 pub mod sample_file;
 pub mod schema;
-pub mod store;
-pub mod types;
-pub mod window;
-pub mod xorshift;
+pub mod snapshot;
 
 pub use error::{Error, Result};
+pub use fstore_core::{DataType, datafusion};
 pub use model::*;
-pub use store::{Applied, Registry, Snapshot};
-pub use types::DataType;
-
-/// DataFusion as fstore uses it (the SQL parser included), re-exported so every crate
-/// builds against the same version.
-pub use datafusion;
+pub use snapshot::{Applied, Registry, Snapshot};

@@ -9,15 +9,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::types::DataType;
-
-/// A named, typed column.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Column {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub dtype: DataType,
-}
+pub use fstore_core::semantics::aggregate::Aggregate;
+pub use fstore_core::types::{Column, DataType};
 
 /// A thing features describe (a user, an item, a user×item pair), identified by one or two key
 /// columns of type STRING or INT64.
@@ -97,73 +90,6 @@ pub struct RowFeature {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowGroup {
     pub features: Vec<WindowFeature>,
-}
-
-/// The aggregates window features use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Aggregate {
-    Count,
-    Sum,
-    Avg,
-    Min,
-    Max,
-    Last,
-}
-
-impl Aggregate {
-    pub const ALL: [Aggregate; 6] = [
-        Aggregate::Count,
-        Aggregate::Sum,
-        Aggregate::Avg,
-        Aggregate::Min,
-        Aggregate::Max,
-        Aggregate::Last,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Aggregate::Count => "COUNT",
-            Aggregate::Sum => "SUM",
-            Aggregate::Avg => "AVG",
-            Aggregate::Min => "MIN",
-            Aggregate::Max => "MAX",
-            Aggregate::Last => "LAST",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Aggregate> {
-        Aggregate::ALL
-            .into_iter()
-            .find(|a| a.name().eq_ignore_ascii_case(name))
-    }
-
-    /// The result type for an input type, or why the input does not fit.
-    pub fn result_type(self, input: Option<&DataType>) -> Result<DataType, String> {
-        match (self, input) {
-            (Aggregate::Count, _) => Ok(DataType::Int64),
-            (_, None) => Err(format!(
-                "{}(*) is not defined; only COUNT(*) takes *",
-                self.name()
-            )),
-            (Aggregate::Sum, Some(t)) if t.is_numeric() => Ok(t.clone()),
-            (Aggregate::Avg, Some(t)) if t.is_numeric() => Ok(DataType::Double),
-            (Aggregate::Min | Aggregate::Max, Some(t))
-                if matches!(
-                    t,
-                    DataType::Int64
-                        | DataType::Double
-                        | DataType::String
-                        | DataType::Timestamp
-                        | DataType::Boolean
-                ) =>
-            {
-                Ok(t.clone())
-            }
-            (Aggregate::Last, Some(t)) => Ok(t.clone()),
-            (_, Some(t)) => Err(format!("{} does not accept {t}", self.name())),
-        }
-    }
 }
 
 /// A window feature: `AGG(input) FILTER (WHERE filter) OVER window`.
@@ -392,6 +318,53 @@ impl Definitions {
         self.models
             .get(name)
             .ok_or_else(|| unknown("model", name, self.models.keys()))
+    }
+
+    /// What a model consumes, by the model's name or by a spec's name (which stands for a
+    /// model of all the spec's default inputs, predicting its labels).
+    pub fn binding(&self, name: &str) -> crate::Result<Binding<'_>> {
+        if let Some(m) = self.models.get(name) {
+            return Ok(Binding {
+                model: m.name.clone(),
+                spec: self.spec(&m.spec)?,
+                inputs: m.inputs.clone(),
+                outputs: m.outputs.clone(),
+            });
+        }
+        match self.specs.get(name) {
+            Some(spec) => Ok(Binding {
+                model: spec.name.clone(),
+                spec,
+                inputs: spec.default_inputs(),
+                outputs: spec.labels.clone(),
+            }),
+            None => {
+                let mut known: Vec<&String> = self.models.keys().chain(self.specs.keys()).collect();
+                known.sort_unstable();
+                Err(unknown("model or sample spec", name, known.into_iter()))
+            }
+        }
+    }
+}
+
+/// A model's view of its sample spec: which columns go in, in order, and which come out.
+#[derive(Debug, Clone)]
+pub struct Binding<'a> {
+    pub model: String,
+    pub spec: &'a SampleSpec,
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+}
+
+impl SampleSpec {
+    /// A model's inputs when it lists none: the spec's feature and transform columns, in
+    /// column order.
+    pub fn default_inputs(&self) -> Vec<String> {
+        self.columns
+            .iter()
+            .filter(|c| matches!(c.role, ColumnRole::Feature { .. } | ColumnRole::Transform))
+            .map(|c| c.name.clone())
+            .collect()
     }
 }
 

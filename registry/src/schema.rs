@@ -8,7 +8,7 @@ use arrow::datatypes::{Field, Schema, SchemaRef};
 
 use crate::Result;
 use crate::model::{Column, Definitions, FeatureGroup, ObjectRef, SampleSpec, Source};
-use crate::types::DataType;
+use fstore_core::types::DataType;
 
 /// The column a feature group's schema uses for the event time of each key's value.
 pub const GROUP_EVENT_TIME: &str = "event_time";

@@ -14,7 +14,7 @@
 use std::fmt;
 
 use crate::model::{Definitions, FeatureGroup, GroupKind, Kind, ObjectRef, SampleSpec, Source};
-use crate::types::format_duration;
+use fstore_core::types::format_duration;
 
 /// Compatible changes keep every reader working; breaking ones do not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,7 +310,7 @@ fn diff_group(a: &FeatureGroup, b: &FeatureGroup, d: &mut Diff) {
 fn diff_named<T>(
     a: &[T],
     b: &[T],
-    key: impl Fn(&T) -> (&String, &crate::types::DataType),
+    key: impl Fn(&T) -> (&String, &fstore_core::types::DataType),
     body_changed: impl Fn(&T, &T) -> bool,
     what: &str,
     d: &mut Diff,

@@ -16,8 +16,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Number, Value as Json};
 
 use crate::codec::Value;
-use crate::model::Column;
 use crate::rows::{ColumnBuilder, ValueRef};
+use crate::types::Column;
 use crate::types::DataType;
 
 /// Why a JSON row does not decode: the column and the reason, for dead-letter records.

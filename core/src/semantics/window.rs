@@ -7,13 +7,25 @@
 //! is these rows for the longest window before the latest row, encoded with the group's codec
 //! as lists (see [`WindowRows::stored_types`]), so any request time gets the exact aggregate.
 
-use crate::aggregate::Accumulator;
 use crate::codec::Value;
-use crate::compiled::CompiledWindow;
-use crate::model::Aggregate;
+use crate::expr::CompiledExpr;
 use crate::rows::ColumnBuilder;
+use crate::semantics::aggregate::{Accumulator, Aggregate};
+use crate::semantics::asof::AsOfRule;
 use crate::types::DataType;
 use crate::{Error, Result};
+
+/// A window feature's compiled parts: `AGG(input) FILTER (WHERE filter) OVER window`.
+#[derive(Debug, Clone)]
+pub struct CompiledWindow {
+    pub name: String,
+    pub agg: Aggregate,
+    pub window_us: i64,
+    pub dtype: DataType,
+    /// `None` for `COUNT(*)`.
+    pub input: Option<CompiledExpr>,
+    pub filter: Option<CompiledExpr>,
+}
 
 /// One key's rows in fold order.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -102,10 +114,11 @@ impl WindowRows {
         }
     }
 
-    /// Drops rows no request at or after `t` can see: those before `t - longest window`.
+    /// Drops rows no request at or after `t` can see: those before the as-of rule's horizon
+    /// (`t - longest window`).
     pub fn retain_for(&mut self, features: &[CompiledWindow], t: i64) {
-        let longest = features.iter().map(|f| f.window_us).max().unwrap_or(0);
-        let cut = self.ts.partition_point(|&x| x < t.saturating_sub(longest));
+        let rule = AsOfRule::windows(features);
+        let cut = self.ts.partition_point(|&x| rule.expired(t, x));
         if cut == 0 {
             return;
         }
@@ -195,7 +208,6 @@ impl WindowRows {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compiled::CompiledExpr;
     use crate::types::DataType;
 
     fn window(agg: Aggregate, input: bool, filter: bool, window_us: i64) -> CompiledWindow {

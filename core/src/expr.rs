@@ -4,12 +4,16 @@
 
 use std::sync::Arc;
 
+use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType as ArrowType, Field, Schema};
 use datafusion::common::DFSchema;
 use datafusion::common::tree_node::TreeNode;
 use datafusion::execution::FunctionRegistry;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::{Expr, ExprSchemable};
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionConfig;
 use datafusion::sql::sqlparser::ast::Expr as SqlExpr;
 use datafusion::sql::sqlparser::ast::ExprWithAlias as SqlExprWithAlias;
@@ -19,6 +23,30 @@ use datafusion::sql::sqlparser::tokenizer::Tokenizer;
 
 use crate::types::{DataType, UTC};
 use crate::{Error, Result};
+
+/// A planned expression with its output name and type.
+#[derive(Debug, Clone)]
+pub struct CompiledExpr {
+    pub name: String,
+    pub dtype: DataType,
+    pub expr: Arc<dyn PhysicalExpr>,
+}
+
+impl CompiledExpr {
+    /// Evaluates over a batch whose schema is the one the expression was compiled against.
+    pub fn evaluate(&self, batch: &RecordBatch) -> Result<ArrayRef> {
+        let out = self.expr.evaluate(batch)?.into_array(batch.num_rows())?;
+        if out.data_type() != &self.dtype.to_arrow() {
+            return Err(Error::Invalid(format!(
+                "expression \"{}\" produced {}, expected {}",
+                self.name,
+                out.data_type(),
+                self.dtype
+            )));
+        }
+        Ok(out)
+    }
+}
 
 /// One column of an expression's scope: an optional qualifier (a table or join alias) and a name.
 #[derive(Debug, Clone)]
@@ -134,6 +162,24 @@ impl ExprCompiler {
     }
 
     /// An Arrow schema with plain (unqualified) fields for a scope, for evaluating engines.
+    /// Plans `sql` over `scope` into an expression every engine evaluates: function rewrites
+    /// (COALESCE into CASE, …) and constant folding happen here, once.
+    pub fn compile(&self, name: &str, sql: &str, scope: &[ScopeColumn]) -> Result<CompiledExpr> {
+        let schema: DFSchema = ExprCompiler::scope_schema(scope)?;
+        let planned = self.plan_text(sql, &schema)?;
+        let simplify = SimplifyContext::builder()
+            .with_schema(Arc::new(schema.clone()))
+            .with_config_options(Arc::clone(self.state().config_options()))
+            .build();
+        let simplified = ExprSimplifier::new(simplify).simplify(planned.expr)?;
+        let expr = self.state().create_physical_expr(simplified, &schema)?;
+        Ok(CompiledExpr {
+            name: name.to_string(),
+            dtype: planned.dtype,
+            expr,
+        })
+    }
+
     pub fn arrow_schema(scope: &[ScopeColumn]) -> Schema {
         Schema::new(
             scope

@@ -19,7 +19,76 @@
 use std::cmp::Ordering;
 
 use crate::codec::Value;
-use crate::model::Aggregate;
+use serde::{Deserialize, Serialize};
+
+use crate::types::DataType;
+
+/// The aggregates window features use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Aggregate {
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+    Last,
+}
+
+impl Aggregate {
+    pub const ALL: [Aggregate; 6] = [
+        Aggregate::Count,
+        Aggregate::Sum,
+        Aggregate::Avg,
+        Aggregate::Min,
+        Aggregate::Max,
+        Aggregate::Last,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Aggregate::Count => "COUNT",
+            Aggregate::Sum => "SUM",
+            Aggregate::Avg => "AVG",
+            Aggregate::Min => "MIN",
+            Aggregate::Max => "MAX",
+            Aggregate::Last => "LAST",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Aggregate> {
+        Aggregate::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(name))
+    }
+
+    /// The result type for an input type, or why the input does not fit.
+    pub fn result_type(self, input: Option<&DataType>) -> Result<DataType, String> {
+        match (self, input) {
+            (Aggregate::Count, _) => Ok(DataType::Int64),
+            (_, None) => Err(format!(
+                "{}(*) is not defined; only COUNT(*) takes *",
+                self.name()
+            )),
+            (Aggregate::Sum, Some(t)) if t.is_numeric() => Ok(t.clone()),
+            (Aggregate::Avg, Some(t)) if t.is_numeric() => Ok(DataType::Double),
+            (Aggregate::Min | Aggregate::Max, Some(t))
+                if matches!(
+                    t,
+                    DataType::Int64
+                        | DataType::Double
+                        | DataType::String
+                        | DataType::Timestamp
+                        | DataType::Boolean
+                ) =>
+            {
+                Ok(t.clone())
+            }
+            (Aggregate::Last, Some(t)) => Ok(t.clone()),
+            (_, Some(t)) => Err(format!("{} does not accept {t}", self.name())),
+        }
+    }
+}
 
 /// Total order of values of one type, for MIN and MAX.
 pub fn cmp_values(a: &Value, b: &Value) -> Ordering {

@@ -1,4 +1,4 @@
-//! The order of one key's rows, and the as-of rule, shared by every engine.
+//! The order of one key's rows, shared by every engine.
 //!
 //! Rows of one key are ordered by event time, then by their **tie order** when event times are
 //! equal:
@@ -71,12 +71,6 @@ impl TieOrder {
     }
 }
 
-/// Whether a row at `row_ts` is too old for an event at `event_ts` under a TTL: the as-of
-/// join gives such an event NULL features. A row exactly `ttl` old still counts.
-pub fn expired(event_ts: i64, row_ts: i64, ttl_us: Option<i64>) -> bool {
-    ttl_us.is_some_and(|ttl| event_ts.saturating_sub(row_ts) > ttl)
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -103,13 +97,5 @@ mod tests {
         assert!(keys[0] < keys[2]);
         assert!(keys[2] < keys[3]);
         assert_eq!(TieOrder::keys(&[], 3).unwrap(), vec![Vec::<u8>::new(); 3]);
-    }
-
-    #[test]
-    fn ttl_is_inclusive() {
-        assert!(!expired(100, 90, Some(10)));
-        assert!(expired(101, 90, Some(10)));
-        assert!(!expired(i64::MAX, i64::MIN, None));
-        assert!(expired(i64::MAX, i64::MIN, Some(0)));
     }
 }

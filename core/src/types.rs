@@ -159,6 +159,14 @@ pub fn format_duration(us: i64) -> String {
     "0 SECONDS".into()
 }
 
+/// A named, typed column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub dtype: DataType,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

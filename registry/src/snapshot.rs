@@ -19,8 +19,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::compat::{Plan, plan};
 use crate::model::Definitions;
-use crate::plan::{Plan, plan};
 use crate::{Error, Result};
 
 /// The snapshot file format version.
