@@ -101,7 +101,10 @@ pub fn run(registry: &std::path::Path, args: MaterializeArgs) -> Result<(), CliE
                 let progress = Progress::start(
                     &format!("materialize {}", group.group.name),
                     "keys",
-                    keys.clone(),
+                    {
+                        let keys = keys.clone();
+                        move || keys.load(Ordering::Relaxed)
+                    },
                     None,
                 );
                 let mut stream =
@@ -138,7 +141,7 @@ pub fn run(registry: &std::path::Path, args: MaterializeArgs) -> Result<(), CliE
             let progress = Progress::start(
                 &format!("materialize {}", group.group.name),
                 "keys",
-                job.progress.clone(),
+                job.progress(),
                 None,
             );
             let mut stream = std::pin::pin!(job.execute(&ctx)?);
@@ -154,8 +157,8 @@ pub fn run(registry: &std::path::Path, args: MaterializeArgs) -> Result<(), CliE
                 written += store.put_newer(pending).await.map_err(CliError::from)?;
             }
             progress.stop();
-            let stats = job.stats.lock().map(|s| s.clone()).unwrap_or_default();
-            let loaded = job.progress.load(Ordering::Relaxed);
+            let stats = job.stats();
+            let loaded = job.progress()();
             println!(
                 "materialize {} v{} as of {}: {keys} of {loaded} keys loaded ({written} not older than the store's), {} source rows without key or time ({:.2?})",
                 group.group.name,

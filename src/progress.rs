@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub struct Progress {
@@ -12,13 +12,13 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Reports `done` steps of job `name`. With `total = Some((steps, units))` the work has
+    /// Reports `done()` steps of job `name`. With `total = Some((steps, units))` the work has
     /// `steps` steps and is shown in `units` of `unit` (e.g. each event passes several joins:
     /// shown as events), with a bar and an ETA; without, as a count and a rate.
     pub fn start(
         name: &str,
         unit: &'static str,
-        done: Arc<AtomicU64>,
+        done: impl Fn() -> u64 + Send + 'static,
         total: Option<(u64, u64)>,
     ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
@@ -38,7 +38,7 @@ impl Progress {
                     continue;
                 }
                 last = Instant::now();
-                let steps = done.load(Ordering::Relaxed);
+                let steps = done();
                 let (n, frac, units) = match total {
                     Some((all, units)) => {
                         let frac = steps.min(all) as f64 / all.max(1) as f64;

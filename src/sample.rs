@@ -125,7 +125,7 @@ pub fn run(registry: &std::path::Path, args: SampleArgs) -> Result<(), CliError>
         let progress = Progress::start(
             &format!("sample {}", spec.spec.name),
             "events",
-            job.progress.clone(),
+            job.progress(),
             Some((job.total_work(), job.events)),
         );
         let mut writer = fstore_registry::sample_file::PartitionedWriter::new(

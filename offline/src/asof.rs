@@ -1,29 +1,39 @@
 //! The as-of join as a DataFusion operator, streaming in bounded memory.
 //!
 //! [`AsOfJoinExec`] takes two single-partition inputs: label events sorted by the join's event
-//! keys and the group's source rows sorted by the group's keys (both ascending, NULL first; the
-//! sorts are DataFusion's, which spill to disk under the session's memory pool). It cuts the
+//! keys and the group's source rows sorted by the group's keys (both ascending, NULL first).
+//! It declares both as required orderings and a single partition per input, so DataFusion's
+//! (and Ballista's) sort and distribution enforcement keep or add the sorts under it; the
+//! sorts are DataFusion's, which spill to disk under the session's memory pool. It cuts the
 //! events into chunks that hold every event of their keys, takes the source rows of those keys
 //! from the other input, and joins each chunk with [`join_group`] — the same per-key logic
 //! (TTL, ties, windows) whatever the chunking. Memory is one chunk of events plus the source
 //! rows of its keys.
 //!
-//! Output: the events in input order with the join's feature columns appended.
+//! Output: the events in input order (so their ordering holds) with the join's feature columns
+//! appended. Counts are the operator's metrics (`EXPLAIN ANALYZE` shows them):
+//! `output_rows`, `events_without_row`, `events_expired` and `rows_without_key_or_time`.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::concat_batches;
 use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
 use arrow_row::{OwnedRow, RowConverter, Rows, SortField};
+use datafusion::arrow::compute::SortOptions;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{
+    EquivalenceProperties, LexOrdering, OrderingRequirements, PhysicalExpr, PhysicalSortExpr,
+};
 use datafusion::physical_plan::execution_plan::{
     Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
+};
+use datafusion::physical_plan::metrics::{
+    Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
@@ -46,26 +56,42 @@ pub struct AsOfJoinExec {
     join: CompiledJoin,
     ts_column: usize,
     schema: SchemaRef,
-    stats: Arc<Mutex<JoinStats>>,
-    progress: Arc<AtomicU64>,
     row_time: bool,
+    metrics: ExecutionPlanMetricsSet,
     cache: Arc<PlanProperties>,
 }
 
+/// The ascending, NULL-first order of `columns` of `schema`: what both inputs must have.
+pub fn key_ordering(schema: &SchemaRef, columns: &[usize]) -> Option<LexOrdering> {
+    LexOrdering::new(columns.iter().map(|&i| {
+        PhysicalSortExpr::new(
+            Arc::new(Column::new(schema.field(i).name(), i)),
+            SortOptions {
+                descending: false,
+                nulls_first: true,
+            },
+        )
+    }))
+}
+
+const NO_ROW: &str = "events_without_row";
+const EXPIRED: &str = "events_expired";
+const SKIPPED: &str = "rows_without_key_or_time";
+
 impl AsOfJoinExec {
     /// `schema` is the events' schema followed by the join's feature columns; `ts_column` the
-    /// events' event-time column. Counts go to `stats`, emitted events to `progress`.
+    /// events' event-time column.
     pub fn new(
         events: Arc<dyn ExecutionPlan>,
         rows: Arc<dyn ExecutionPlan>,
         join: CompiledJoin,
         ts_column: usize,
         schema: SchemaRef,
-        stats: Arc<Mutex<JoinStats>>,
-        progress: Arc<AtomicU64>,
     ) -> Self {
+        // The output keeps the events' order: their key ordering holds on the same columns.
+        let orderings = key_ordering(&schema, &join.event_keys);
         let cache = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(schema.clone()),
+            EquivalenceProperties::new_with_orderings(schema.clone(), orderings),
             Partitioning::UnknownPartitioning(1),
             EmissionType::Incremental,
             Boundedness::Bounded,
@@ -76,9 +102,8 @@ impl AsOfJoinExec {
             join,
             ts_column,
             schema,
-            stats,
-            progress,
             row_time: false,
+            metrics: ExecutionPlanMetricsSet::new(),
             cache,
         }
     }
@@ -88,6 +113,35 @@ impl AsOfJoinExec {
     pub fn with_row_time(mut self) -> Self {
         self.row_time = true;
         self
+    }
+
+    /// The join's counts so far (final once the output has ended), from its metrics.
+    pub fn stats(&self) -> JoinStats {
+        let m = self.metrics.clone_inner();
+        let count = |name: &str| m.sum_by_name(name).map_or(0, |v| v.as_usize() as u64);
+        JoinStats {
+            alias: self.join.join.alias.clone(),
+            no_row: count(NO_ROW),
+            expired: count(EXPIRED),
+            skipped_rows: count(SKIPPED),
+        }
+    }
+
+    /// Events joined so far.
+    pub fn output_rows(&self) -> u64 {
+        self.metrics.clone_inner().output_rows().unwrap_or(0) as u64
+    }
+
+    /// Every as-of join in `plan`, outermost first.
+    pub fn find_all(plan: &Arc<dyn ExecutionPlan>) -> Vec<&AsOfJoinExec> {
+        let mut out = Vec::new();
+        if let Some(j) = plan.downcast_ref::<AsOfJoinExec>() {
+            out.push(j);
+        }
+        for c in plan.children() {
+            out.extend(Self::find_all(c));
+        }
+        out
     }
 }
 
@@ -112,6 +166,20 @@ impl ExecutionPlan for AsOfJoinExec {
 
     fn required_input_distribution(&self) -> Vec<Distribution> {
         vec![Distribution::SinglePartition, Distribution::SinglePartition]
+    }
+
+    fn required_input_ordering(&self) -> Vec<Option<OrderingRequirements>> {
+        let events = key_ordering(&self.events.schema(), &self.join.event_keys);
+        let rows = key_ordering(&self.rows.schema(), &self.join.group.key_columns);
+        vec![events.map(Into::into), rows.map(Into::into)]
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true, false]
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
@@ -149,8 +217,6 @@ impl ExecutionPlan for AsOfJoinExec {
             self.join.clone(),
             self.ts_column,
             self.schema.clone(),
-            self.stats.clone(),
-            self.progress.clone(),
         );
         exec.row_time = self.row_time;
         Ok(Arc::new(exec))
@@ -189,8 +255,12 @@ impl ExecutionPlan for AsOfJoinExec {
             join: self.join.clone(),
             ts_column: self.ts_column,
             schema: self.schema.clone(),
-            stats: self.stats.clone(),
-            progress: self.progress.clone(),
+            counts: Counts {
+                output: MetricBuilder::new(&self.metrics).output_rows(partition),
+                no_row: MetricBuilder::new(&self.metrics).counter(NO_ROW, partition),
+                expired: MetricBuilder::new(&self.metrics).counter(EXPIRED, partition),
+                skipped: MetricBuilder::new(&self.metrics).counter(SKIPPED, partition),
+            },
             row_time: self.row_time,
         };
         let stream = futures::stream::try_unfold(state, |mut s| async move {
@@ -214,9 +284,16 @@ struct Merge {
     join: CompiledJoin,
     ts_column: usize,
     schema: SchemaRef,
-    stats: Arc<Mutex<JoinStats>>,
-    progress: Arc<AtomicU64>,
+    counts: Counts,
     row_time: bool,
+}
+
+/// The operator's counters, for one partition.
+struct Counts {
+    output: Count,
+    no_row: Count,
+    expired: Count,
+    skipped: Count,
 }
 
 fn engine_err(e: impl fmt::Display) -> DataFusionError {
@@ -231,8 +308,12 @@ fn key_rows(conv: &RowConverter, batch: &RecordBatch, key_columns: &[usize]) -> 
     Ok(conv.convert_columns(&cols)?)
 }
 
-/// Checks that `rows` ascend; the sort below the operator must have ordered them.
+/// Checks, in debug builds, that `rows` ascend: the operator requires its inputs' ordering,
+/// so DataFusion's sort enforcement guarantees it.
 fn check_sorted(rows: &Rows, what: &str) -> DfResult<()> {
+    if !cfg!(debug_assertions) {
+        return Ok(());
+    }
     for i in 1..rows.num_rows() {
         if rows.row(i - 1) > rows.row(i) {
             return Err(engine_err(format!("{what} are not sorted by key")));
@@ -325,19 +406,15 @@ impl Merge {
         let rows = self.rows_up_to(&last_key).await?;
         let (cols, row_time, js) =
             join_group(&chunk, self.ts_column, &self.join, &[rows]).map_err(engine_err)?;
-        {
-            let mut stats = self.stats.lock().map_err(engine_err)?;
-            stats.no_row += js.no_row;
-            stats.expired += js.expired;
-            stats.skipped_rows += js.skipped_rows;
-        }
+        self.counts.no_row.add(js.no_row as usize);
+        self.counts.expired.add(js.expired as usize);
+        self.counts.skipped.add(js.skipped_rows as usize);
         let mut columns = chunk.columns().to_vec();
         columns.extend(cols);
         if self.row_time {
             columns.push(row_time.ok_or_else(|| engine_err("a window group has no row time"))?);
         }
-        self.progress
-            .fetch_add(chunk.num_rows() as u64, AtomicOrdering::Relaxed);
+        self.counts.output.add(chunk.num_rows());
         Ok(Some(RecordBatch::try_new(self.schema.clone(), columns)?))
     }
 
@@ -396,7 +473,7 @@ impl Merge {
                 None => self.rows_done = true,
             }
         }
-        self.stats.lock().map_err(engine_err)?.skipped_rows += skipped;
+        self.counts.skipped.add(skipped as usize);
         Ok(())
     }
 }

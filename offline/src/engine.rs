@@ -19,8 +19,8 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
-use std::sync::{Arc, Mutex};
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::concat_batches;
@@ -63,13 +63,10 @@ pub struct SampleStats {
 pub struct SampleJob {
     spec: Arc<CompiledSpec>,
     plan: Arc<dyn ExecutionPlan>,
-    joins: Vec<Arc<Mutex<JoinStats>>>,
     events_read: u64,
     events_without_time: u64,
     /// Events in range: the samples the job will produce.
     pub events: u64,
-    /// Units of work done so far: events through each join, then samples out.
-    pub progress: Arc<AtomicU64>,
     samples: Arc<AtomicU64>,
 }
 
@@ -138,8 +135,6 @@ pub async fn plan(
     let events = events.filter(ident(&spec.source.event_time).is_not_null())?;
     let mut plan = events.create_physical_plan().await?;
 
-    let progress = Arc::new(AtomicU64::new(0));
-    let mut joins = Vec::new();
     let n_event = spec.source_schema.fields().len();
     let mut width = n_event;
     for join in &spec.joins {
@@ -156,19 +151,12 @@ pub async fn plan(
         let events = sorted(plan, &join.event_keys, partitions)?;
         width += join.group.features().len();
         let schema = Arc::new(Schema::new(spec.base_schema.fields()[..width].to_vec()));
-        let stats = Arc::new(Mutex::new(JoinStats {
-            alias: join.join.alias.clone(),
-            ..Default::default()
-        }));
-        joins.push(stats.clone());
         plan = Arc::new(AsOfJoinExec::new(
             events,
             rows,
             join.clone(),
             spec.ts_column,
             schema,
-            stats,
-            progress.clone(),
         ));
     }
     // Deterministic order whatever the file order: event time, then every event column.
@@ -177,11 +165,9 @@ pub async fn plan(
     Ok(SampleJob {
         spec: Arc::new(spec.clone()),
         plan,
-        joins,
         events_read: rows,
         events_without_time: rows - timed,
         events: timed,
-        progress,
         samples: Arc::new(AtomicU64::new(0)),
     })
 }
@@ -189,7 +175,20 @@ pub async fn plan(
 impl SampleJob {
     /// Units of work in the whole job, for progress: each event passes every join, then out.
     pub fn total_work(&self) -> u64 {
-        self.events * (self.joins.len() as u64 + 1)
+        self.events * (AsOfJoinExec::find_all(&self.plan).len() as u64 + 1)
+    }
+
+    /// Units of work done so far, read from the running plan's metrics: events through each
+    /// join, then samples out.
+    pub fn progress(&self) -> impl Fn() -> u64 + Send + 'static {
+        let (plan, samples) = (self.plan.clone(), self.samples.clone());
+        move || {
+            AsOfJoinExec::find_all(&plan)
+                .iter()
+                .map(|j| j.output_rows())
+                .sum::<u64>()
+                + samples.load(AtomicOrdering::Relaxed)
+        }
     }
 
     /// Runs the job: the samples, in order, as they are computed.
@@ -199,11 +198,10 @@ impl SampleJob {
     ) -> Result<impl Stream<Item = Result<RecordBatch, Error>> + Send + 'static, Error> {
         let stream = execute_stream(self.plan.clone(), ctx.task_ctx())?;
         let spec = self.spec.clone();
-        let (progress, samples) = (self.progress.clone(), self.samples.clone());
+        let samples = self.samples.clone();
         Ok(stream.map_err(Error::from).and_then(move |base| {
             let out = spec.project(&base).map_err(Error::from);
             if let Ok(b) = &out {
-                progress.fetch_add(b.num_rows() as u64, AtomicOrdering::Relaxed);
                 samples.fetch_add(b.num_rows() as u64, AtomicOrdering::Relaxed);
             }
             futures::future::ready(out)
@@ -216,10 +214,11 @@ impl SampleJob {
             events_read: self.events_read,
             events_without_time: self.events_without_time,
             samples: self.samples.load(AtomicOrdering::Relaxed),
-            joins: self
-                .joins
-                .iter()
-                .map(|j| j.lock().map(|s| s.clone()).unwrap_or_default())
+            // Outermost first: the last join of the spec is the plan's outermost.
+            joins: AsOfJoinExec::find_all(&self.plan)
+                .into_iter()
+                .rev()
+                .map(AsOfJoinExec::stats)
                 .collect(),
         }
     }
@@ -246,20 +245,28 @@ pub async fn sample(
 
 /// A planned materialization: each key's as-of row of one row group at a time.
 pub struct GroupValuesJob {
-    pub plan: Arc<dyn ExecutionPlan>,
-    /// Source rows without key or time.
-    pub stats: Arc<Mutex<JoinStats>>,
-    /// Keys joined so far.
-    pub progress: Arc<AtomicU64>,
+    pub plan: Arc<AsOfJoinExec>,
 }
 
 impl GroupValuesJob {
+    /// The join's counts (source rows without key or time among them).
+    pub fn stats(&self) -> JoinStats {
+        self.plan.stats()
+    }
+
+    /// Keys joined so far, read from the running plan's metrics.
+    pub fn progress(&self) -> impl Fn() -> u64 + Send + 'static {
+        let plan = self.plan.clone();
+        move || plan.output_rows()
+    }
+
     /// Runs the plan: batches of keys, the as-of time, features and row time.
     pub fn execute(
         &self,
         ctx: &SessionContext,
     ) -> Result<impl Stream<Item = Result<RecordBatch, Error>> + Send + 'static, Error> {
-        Ok(execute_stream(self.plan.clone(), ctx.task_ctx())?.map_err(Error::from))
+        let plan: Arc<dyn ExecutionPlan> = self.plan.clone();
+        Ok(execute_stream(plan, ctx.task_ctx())?.map_err(Error::from))
     }
 }
 
@@ -335,28 +342,10 @@ pub async fn plan_group_values(
         partitions,
     )?;
     let spine = sorted(spine, &(0..k).collect::<Vec<_>>(), partitions)?;
-    let stats = Arc::new(Mutex::new(JoinStats {
-        alias: group.group.name.clone(),
-        ..Default::default()
-    }));
-    let progress = Arc::new(AtomicU64::new(0));
     let plan = Arc::new(
-        AsOfJoinExec::new(
-            spine,
-            rows,
-            join,
-            k,
-            Arc::new(Schema::new(fields)),
-            stats.clone(),
-            progress.clone(),
-        )
-        .with_row_time(),
+        AsOfJoinExec::new(spine, rows, join, k, Arc::new(Schema::new(fields))).with_row_time(),
     );
-    Ok(GroupValuesJob {
-        plan,
-        stats,
-        progress,
-    })
+    Ok(GroupValuesJob { plan })
 }
 
 /// Each key's rows of a window group that requests at or after `as_of` can see (event time in

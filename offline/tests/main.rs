@@ -1,6 +1,7 @@
 //! Batch engine tests: the contract vectors and a brute-force reference.
 
 mod contract;
+mod optimizer;
 mod ranges;
 mod reference;
 
