@@ -10,6 +10,8 @@
 //! - [`store`]: the RocksDB layout and the checkpoint committed with the offsets;
 //! - [`kafka`]: clients, end offsets, delivery with offsets, reading back message ids;
 //! - [`pipeline`]: the reader and sample writer threads the loop hands work to;
+//! - [`io`]: the seam between the loop and Kafka (steps in, messages out), with in-memory
+//!   stand-ins for unit tests;
 //! - [`job`]: the loop that ties them together, exactly once across crashes.
 //!
 //! Scale-out: instances split the partitions of the label events' topic (`--instance I/N`:
@@ -24,6 +26,7 @@
 pub mod arena;
 pub mod config;
 pub mod error;
+pub mod io;
 pub mod job;
 pub mod kafka;
 pub mod keys;

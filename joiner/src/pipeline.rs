@@ -208,6 +208,26 @@ impl Step {
         }
     }
 
+    /// A step of the given messages, each `(source, partition, offset, key, value)`, decoded
+    /// as the reader decodes what it polls: an input that is not Kafka (tests, files).
+    pub fn of_messages<'a>(
+        sources: &[ReadSource],
+        msgs: impl IntoIterator<Item = (usize, i32, i64, Option<&'a [u8]>, Option<&'a [u8]>)>,
+    ) -> Result<Self, Error> {
+        let mut step = Step::new(sources);
+        for (source, partition, offset, key, payload) in msgs {
+            let chunk = step.chunks.get_mut(source).ok_or_else(|| {
+                Error::Internal(format!("a message of source {source} of {}", sources.len()))
+            })?;
+            chunk.push(partition, offset, key, payload);
+        }
+        for c in &mut step.chunks {
+            c.decode()?;
+            c.finish()?;
+        }
+        Ok(step)
+    }
+
     /// Messages read.
     pub fn len(&self) -> usize {
         self.chunks.iter().map(Chunk::len).sum()
