@@ -208,38 +208,99 @@ impl Outlet for KafkaOutlet {
     }
 }
 
-/// Steps given in advance, read in order; the end offsets are those of the messages given.
+/// A message as an input holds it: its source (numbered as the joiner's read sources), its
+/// partition and offset, key and value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub source: usize,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+}
+
+/// Messages held in memory, read in order in steps of up to `max_batch`: an input for tests
+/// and replays. It can be made to fail after some steps, as a lost broker would.
 pub struct MemoryInput {
-    steps: VecDeque<Step>,
+    sources: Vec<ReadSource>,
+    messages: VecDeque<Message>,
+    max_batch: usize,
     ends: BTreeMap<InputPartition, i64>,
+    /// Steps left before `next` fails (`None`: never).
+    fail_after: Option<usize>,
     last: Instant,
 }
 
 impl MemoryInput {
-    /// `steps` in order; `ends` each partition's end offset.
-    pub fn new(steps: Vec<Step>, ends: BTreeMap<InputPartition, i64>) -> Self {
+    /// Reads `messages` (of `sources`) in order; the end offsets are those after the last
+    /// message of each partition.
+    pub fn new(sources: Vec<ReadSource>, messages: Vec<Message>, max_batch: usize) -> Self {
+        let mut ends = BTreeMap::new();
+        for m in &messages {
+            let topic = sources
+                .get(m.source)
+                .map_or_else(String::new, |s| s.topic.clone());
+            let e = ends.entry((topic, m.partition)).or_insert(0);
+            *e = (*e).max(m.offset + 1);
+        }
         MemoryInput {
-            steps: steps.into(),
+            sources,
+            messages: messages.into(),
+            max_batch: max_batch.max(1),
             ends,
+            fail_after: None,
             last: Instant::now(),
         }
+    }
+
+    /// Fails every read after `steps` steps.
+    pub fn fail_after(mut self, steps: usize) -> Self {
+        self.fail_after = Some(steps);
+        self
+    }
+
+    /// The end offsets, low and high, of every partition read: a bounded run's ends.
+    pub fn ends(&self) -> BTreeMap<InputPartition, (i64, i64)> {
+        self.ends
+            .iter()
+            .map(|(p, &e)| (p.clone(), (0, e)))
+            .collect()
     }
 }
 
 impl StepSource for MemoryInput {
     fn next(&mut self, _wait: Duration) -> Result<Option<Step>, Error> {
-        let step = self.steps.pop_front();
-        if step.is_some() {
-            self.last = Instant::now();
+        match &mut self.fail_after {
+            Some(0) => return Err(Error::Kafka("the input is gone".into())),
+            Some(n) if !self.messages.is_empty() => *n -= 1,
+            _ => {}
         }
-        Ok(step)
+        if self.messages.is_empty() {
+            return Ok(None);
+        }
+        let n = self.max_batch.min(self.messages.len());
+        let taken: Vec<Message> = self.messages.drain(..n).collect();
+        self.last = Instant::now();
+        let step = Step::of_messages(
+            &self.sources,
+            taken.iter().map(|m| {
+                (
+                    m.source,
+                    m.partition,
+                    m.offset,
+                    m.key.as_deref(),
+                    m.value.as_deref(),
+                )
+            }),
+        )?;
+        Ok(Some(step))
     }
 
     fn recycle(&mut self, _step: Step) {}
 
     fn quiet(&self) -> Option<Duration> {
-        // Nothing is on its way: quiet for as long as a bounded run waits, once empty.
-        self.steps
+        // Nothing is ever on its way: once empty, as quiet as a bounded run waits for.
+        self.messages
             .is_empty()
             .then(|| Duration::from_secs(3600).max(self.last.elapsed()))
     }
@@ -253,8 +314,9 @@ impl StepSource for MemoryInput {
 #[derive(Clone, Default)]
 pub struct MemoryOutlet {
     pub topics: Arc<Mutex<BTreeMap<String, Vec<OutMessage>>>>,
-    /// Deliveries fail while set (an unreachable broker).
-    pub down: Arc<std::sync::atomic::AtomicBool>,
+    /// When set, how many more messages are delivered before deliveries fail (a broker
+    /// lost in the middle of a batch).
+    pub budget: Arc<Mutex<Option<usize>>>,
 }
 
 impl MemoryOutlet {
@@ -265,19 +327,27 @@ impl MemoryOutlet {
             .map(|t| t.get(topic).cloned().unwrap_or_default())
             .unwrap_or_default()
     }
+
+    /// Delivers `n` more messages, then fails every delivery (`None`: no limit).
+    pub fn set_budget(&self, n: Option<usize>) {
+        if let Ok(mut b) = self.budget.lock() {
+            *b = n;
+        }
+    }
 }
 
 impl Outlet for MemoryOutlet {
     fn deliver(&mut self, msgs: &[OutMessage]) -> Result<BTreeMap<(String, i32), i64>, Error> {
-        if self.down.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(Error::Kafka("the outlet is down".into()));
-        }
-        let mut topics = self
-            .topics
-            .lock()
-            .map_err(|_| Error::Internal("outlet lock".into()))?;
+        let lock = || Error::Internal("outlet lock".into());
+        let mut topics = self.topics.lock().map_err(|_| lock())?;
+        let mut budget = self.budget.lock().map_err(|_| lock())?;
         let mut next = BTreeMap::new();
         for m in msgs {
+            match budget.as_mut() {
+                Some(0) => return Err(Error::Kafka("the outlet is down".into())),
+                Some(n) => *n -= 1,
+                None => {}
+            }
             let t = topics.entry(m.topic.clone()).or_default();
             t.push(m.clone());
             next.insert((m.topic.clone(), 0), t.len() as i64);

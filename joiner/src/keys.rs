@@ -200,6 +200,10 @@ impl<E, S: BuildHasher> KeyTable<E, S> {
         self.find(self.hash(key), key).is_some()
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = (&KeyBytes, &E)> {
+        self.slots.iter().map(|(k, e)| (k, e))
+    }
+
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&KeyBytes, &mut E)> {
         self.slots.iter_mut().map(|(k, e)| (&*k, e))
     }

@@ -25,6 +25,7 @@
 
 pub mod arena;
 pub mod config;
+pub mod deadletter;
 pub mod error;
 pub mod io;
 pub mod job;

@@ -3,6 +3,7 @@
 //! group's arena and inserted into their keys' rows, label events queued.
 
 use super::*;
+use crate::deadletter::Kind;
 
 /// What a step read from one partition.
 pub(super) struct StepPartition {
@@ -171,7 +172,7 @@ impl Joiner {
                     None => "empty message (no value)".to_string(),
                     Some(e) => format!("source \"{}\": {e}", self.sources[s].name),
                 };
-                self.dead_letter(s, m, "undecodable", reason, "");
+                self.dead_letter(s, m, Kind::Undecodable, reason, None);
                 continue;
             }
             if times.is_null(r) {
@@ -180,7 +181,7 @@ impl Joiner {
                     "source \"{}\": no event time (column \"{}\")",
                     src.name, src.columns[src.ts_column].name
                 );
-                self.dead_letter(s, m, "missing-event-time", reason, "");
+                self.dead_letter(s, m, Kind::MissingEventTime, reason, None);
                 continue;
             }
             let ts = times.value(r);
@@ -193,7 +194,7 @@ impl Joiner {
                     format_timestamp(ts),
                     skew
                 );
-                self.dead_letter(s, m, "future-event-time", reason, "");
+                self.dead_letter(s, m, Kind::FutureEventTime, reason, None);
                 continue;
             }
             step[last].max_ts = Some(step[last].max_ts.map_or(ts, |t| t.max(ts)));
@@ -211,7 +212,7 @@ impl Joiner {
                     format_timestamp(self.marks.frontier()),
                     self.cfg.lateness_us
                 );
-                self.dead_letter(s, m, "late", reason, "");
+                self.dead_letter(s, m, Kind::Late, reason, None);
             }
             rows.push(r as u32);
             late.push(is_late);
@@ -331,8 +332,14 @@ impl Joiner {
                                     "group \"{}\": expression failed: {e}",
                                     self.groups[g].name()
                                 );
-                                let suffix = format!("#{}", self.groups[g].name());
-                                self.dead_letter(s, rows.msg(i), "expression", reason, &suffix);
+                                let group = self.groups[g].name().to_string();
+                                self.dead_letter(
+                                    s,
+                                    rows.msg(i),
+                                    Kind::Expression,
+                                    reason,
+                                    Some(&group),
+                                );
                             }
                         }
                     }
@@ -368,8 +375,8 @@ impl Joiner {
                         self.groups[g].name(),
                         self.groups[g].compiled.group.keys.join(", ")
                     );
-                    let suffix = format!("#{}", self.groups[g].name());
-                    self.dead_letter(s, rows.msg(i), "null-key", reason, &suffix);
+                    let group = self.groups[g].name().to_string();
+                    self.dead_letter(s, rows.msg(i), Kind::NullKey, reason, Some(&group));
                 }
             }
         }

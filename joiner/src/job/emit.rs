@@ -2,6 +2,7 @@
 //! window folds), projected through the spec's transforms, and handed to the sink.
 
 use super::*;
+use crate::deadletter::{Kind, MessageId};
 
 impl Joiner {
     /// Emits the samples of queued events before the frontier.
@@ -143,7 +144,7 @@ impl Joiner {
             "spec \"{}\": a transform failed: {err}",
             self.spec.spec.name
         );
-        self.dead_letter(0, m, "transform", reason, "");
+        self.dead_letter(0, m, Kind::Transform, reason, None);
     }
 
     /// Queues samples for the sink.
@@ -183,10 +184,13 @@ impl Joiner {
                         topic: topic.clone(),
                         key: self.events.bytes(e.at).map(<[u8]>::to_vec),
                         payload: encode_row(&self.sample_columns, &values).into_bytes(),
-                        id: format!(
-                            "{}:{}/{}/{}",
-                            self.spec.spec.name, self.sources[0].topic, e.id.1, e.id.2
-                        ),
+                        id: MessageId::Sample {
+                            spec: self.spec.spec.name.clone(),
+                            topic: self.sources[0].topic.clone(),
+                            partition: e.id.1,
+                            offset: e.id.2,
+                        }
+                        .to_string(),
                         headers: vec![(
                             "fstore-spec".into(),
                             self.spec.spec.name.as_bytes().to_vec(),

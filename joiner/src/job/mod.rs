@@ -278,6 +278,42 @@ impl Joiner {
         result
     }
 
+    /// One step of the loop, without a checkpoint: reads what came (waiting a little),
+    /// applies it, advances the frontier and emits the samples it passes. Returns whether a
+    /// step came. [`Joiner::run`] repeats it; tests drive it one step at a time.
+    pub fn step(&mut self) -> Result<bool, Error> {
+        self.usable()?;
+        let result = self.step_timed(&mut |_| {});
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+
+    /// [`Joiner::step`], calling `lap` with each phase (read, apply, emit) as it ends.
+    fn step_timed(&mut self, lap: &mut dyn FnMut(usize)) -> Result<bool, Error> {
+        let step = self.read()?;
+        lap(0);
+        let got = step.is_some();
+        if let Some(step) = step {
+            self.apply(step)?;
+        }
+        self.update_idle();
+        self.marks.advance();
+        lap(1);
+        self.emit()?;
+        lap(2);
+        Ok(got)
+    }
+
+    /// Rows held in memory, over every key of every group: what garbage collection bounds.
+    pub fn rows_held(&self) -> usize {
+        self.cache
+            .iter()
+            .map(|t| t.iter().map(|(_, e)| e.rows.rows.len()).sum::<usize>())
+            .sum()
+    }
+
     fn run_loop(&mut self, stop: &AtomicBool) -> Result<Summary, Error> {
         let mut clock = Instant::now();
         let mut lap = |phase: usize, times: &mut [Duration; 4]| {
@@ -293,17 +329,7 @@ impl Joiner {
                 self.checkpoint()?;
                 break;
             }
-            let step = self.read()?;
-            lap(0, &mut times);
-            let got = step.is_some();
-            if let Some(step) = step {
-                self.apply(step)?;
-            }
-            self.update_idle();
-            self.marks.advance();
-            lap(1, &mut times);
-            self.emit()?;
-            lap(2, &mut times);
+            let got = self.step_timed(&mut |phase| lap(phase, &mut times))?;
             if self.at_end(got) {
                 self.marks.finish();
                 self.emit()?;

@@ -358,17 +358,18 @@ impl Joiner {
     }
 
     /// Prepares a run on any input: `connect` gets the checkpoint the state folder resumes
-    /// from and returns the input (reading from the checkpoint's offsets) and the outlet.
+    /// from and what to read of each source (in source order: the events' first), and returns
+    /// the input (reading from the checkpoint's offsets) and the outlet.
     pub fn open_with(
         cfg: JoinConfig,
         defs: &Definitions,
         registry_version: u64,
         online: Option<Box<dyn OnlineWriter>>,
-        connect: impl FnOnce(&Checkpoint) -> Result<Io, Error>,
+        connect: impl FnOnce(&Checkpoint, Vec<ReadSource>) -> Result<Io, Error>,
     ) -> Result<Self, Error> {
         let plan = Plan::new(&cfg, defs)?;
         let state = open_state(&cfg, defs, &plan.spec, &plan.event_codec)?;
-        let io = connect(&state.cp)?;
+        let io = connect(&state.cp, plan.read_sources())?;
         Joiner::assemble(cfg, plan, state, io, registry_version, online)
     }
 
