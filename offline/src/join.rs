@@ -25,7 +25,7 @@ use crate::error::internal;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JoinStats {
     pub alias: String,
-    /// Events whose key had no row at or before their time.
+    /// Events whose key had no row at or before their time (a NULL key has none).
     pub no_row: u64,
     /// Events whose latest row was older than the TTL.
     pub expired: u64,
@@ -143,13 +143,14 @@ pub fn join_group(
         .map(|&i| events.column(i).clone())
         .collect();
     let key_conv = converter(&src_keys)?;
-    let mut ev_skipped = 0;
+    // Events with a NULL key are left out of the pass: they join nothing.
+    let mut null_keys = 0;
     let ev = sorted_side(
         &ev_keys,
         events.column(ts_column),
         &key_conv,
         None,
-        &mut ev_skipped,
+        &mut null_keys,
     )?;
     match &g.kind {
         CompiledGroupKind::Row {
@@ -158,6 +159,7 @@ pub fn join_group(
             ..
         } => {
             let rule = g.rule();
+            stats.no_row += null_keys;
             let values = features
                 .iter()
                 .map(|f| f.evaluate(&src))
