@@ -8,6 +8,13 @@ pub enum Error {
     /// An entity key that does not fit the entity's key columns.
     #[error("{0}")]
     BadKey(String),
+    /// A request that cannot be served as asked: a malformed key, too many keys, a value
+    /// of the wrong type; the message says what to change.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A request naming a group, feature, model or object the served registry lacks.
+    #[error("{0}")]
+    NotFound(String),
     /// An online store URL that cannot be used.
     #[error("{0}")]
     BadUrl(String),
@@ -28,7 +35,8 @@ pub enum Error {
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::BadKey(_) | Error::BadUrl(_) => ErrorKind::Invalid,
+            Error::BadKey(_) | Error::BadUrl(_) | Error::BadRequest(_) => ErrorKind::Invalid,
+            Error::NotFound(_) => ErrorKind::NotFound,
             Error::Unavailable(_) => ErrorKind::Unavailable,
             Error::Internal(_) => ErrorKind::Internal,
             Error::Registry(e) => e.kind(),
