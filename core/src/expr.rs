@@ -21,6 +21,7 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Tokenizer;
 
+use crate::encoding::Encoding;
 use crate::types::{DataType, UTC};
 use crate::{Error, Result};
 
@@ -30,6 +31,8 @@ pub struct CompiledExpr {
     pub name: String,
     pub dtype: DataType,
     pub expr: Arc<dyn PhysicalExpr>,
+    /// How a model receives the value (for a sample spec's output columns).
+    pub encoding: Encoding,
 }
 
 impl CompiledExpr {
@@ -172,11 +175,13 @@ impl ExprCompiler {
             .with_config_options(Arc::clone(self.state().config_options()))
             .build();
         let simplified = ExprSimplifier::new(simplify).simplify(planned.expr)?;
+        let encoding = Encoding::of(&simplified, &planned.dtype);
         let expr = self.state().create_physical_expr(simplified, &schema)?;
         Ok(CompiledExpr {
             name: name.to_string(),
             dtype: planned.dtype,
             expr,
+            encoding,
         })
     }
 

@@ -4,6 +4,7 @@
 //! - [`types`] and [`codec`]: fstore's types, values and the compact binary value codec;
 //! - [`json`]: the JSON row encoding of streams and pushes (one decoder, its fast path inside);
 //! - [`rows`]: values to and from Arrow columns;
+//! - [`encoding`]: how a model receives each input (dense, categorical, text, sequence);
 //! - [`expr`] and [`functions`]: the one expression compiler and fstore's SQL functions;
 //! - [`semantics`]: the contract itself — the tie order, the as-of rule (pick, expiry,
 //!   lookback, retention), window folds and aggregates.
@@ -11,6 +12,7 @@
 //! It depends on no other fstore crate; the registry's model builds on its types.
 
 pub mod codec;
+pub mod encoding;
 pub mod error;
 pub mod expr;
 pub mod functions;

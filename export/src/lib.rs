@@ -2,14 +2,9 @@
 //! it: an Arrow schema with per-field metadata, a TensorFlow feature spec, a Python input module,
 //! Triton's `input`/`output` blocks, and a graph schema for graph samplers.
 //!
-//! A model's **inputs** are spec columns in the model's input order, each with an encoding:
-//! - `dense`: BOOLEAN, INT64, DOUBLE and TIMESTAMP values as one float each (TIMESTAMP as
-//!   epoch seconds, BOOLEAN as 0/1); NULL becomes 0;
-//! - `categorical`: the result of `hash_bucket(x, n)` (ids `0..n`) or `bucketize(x, b1…bk)`
-//!   (ids `0..=k`) as an INT64 id; NULL becomes the extra id `missing_id` (n, or k + 1), so
-//!   `num_ids` counts it;
-//! - `text`: STRING values as they are; NULL becomes the empty string;
-//! - `sequence`: LIST values, variable length; NULL becomes the empty list.
+//! A model's **inputs** are spec columns in the model's input order, each with the encoding
+//! its compiled expression was given ([`fstore_core::encoding`]: dense, categorical with its
+//! id count, text or sequence).
 //!
 //! Its **outputs** are the spec's labels. The same description feeds every format, so a trainer
 //! reading samples and a server asking `GetModelInputs` agree on names, order and defaults.
@@ -22,33 +17,14 @@ use arrow::datatypes::{Field, Schema};
 use serde::Serialize;
 use serde_json::{Value as Json, json};
 
-use fstore_core::expr::parse_expr;
 use fstore_core::types::DataType;
+use fstore_registry::compiled::CompiledSpec;
 use fstore_registry::model::{
     Binding, ColumnRole, Definitions, ObjectRef, OutputColumn, SampleSpec,
 };
 use fstore_registry::{Error, Result};
 
-/// How a model receives an input.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Encoding {
-    Dense,
-    Categorical {
-        /// Ids `0..num_ids`, the missing id included.
-        num_ids: i64,
-        /// The id a NULL value gets.
-        missing_id: i64,
-        /// `hash_bucket(x, n)`: n.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        hash_buckets: Option<i64>,
-        /// `bucketize(x, b1…bk)`: the boundaries.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        boundaries: Option<Vec<f64>>,
-    },
-    Text,
-    Sequence,
-}
+pub use fstore_core::encoding::Encoding;
 
 /// Where an input comes from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -101,74 +77,6 @@ pub struct Signature {
     pub outputs: Vec<Output>,
 }
 
-/// A literal number of an expression argument.
-fn number(e: &fstore_core::datafusion::sql::sqlparser::ast::Expr) -> Option<f64> {
-    use fstore_core::datafusion::sql::sqlparser::ast::{Expr, UnaryOperator, Value};
-    match e {
-        Expr::Value(v) => match &v.value {
-            Value::Number(n, _) => n.parse().ok(),
-            _ => None,
-        },
-        Expr::UnaryOp {
-            op: UnaryOperator::Minus,
-            expr,
-        } => number(expr).map(|n| -n),
-        Expr::Nested(e) => number(e),
-        _ => None,
-    }
-}
-
-/// The encoding a column's expression and type give.
-fn encoding(col: &OutputColumn) -> Encoding {
-    use fstore_core::datafusion::sql::sqlparser::ast::{
-        Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
-    };
-    if matches!(col.role, ColumnRole::Transform)
-        && col.dtype == DataType::Int64
-        && let Ok(Expr::Function(f)) = parse_expr(&col.expr)
-        && let FunctionArguments::List(list) = &f.args
-    {
-        let args: Vec<Option<f64>> = list
-            .args
-            .iter()
-            .map(|a| match a {
-                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => number(e),
-                _ => None,
-            })
-            .collect();
-        let name = f.name.to_string().to_ascii_lowercase();
-        match (name.as_str(), args.as_slice()) {
-            ("hash_bucket", [_, Some(n)]) if *n >= 1.0 && n.fract() == 0.0 => {
-                let n = *n as i64;
-                return Encoding::Categorical {
-                    num_ids: n + 1,
-                    missing_id: n,
-                    hash_buckets: Some(n),
-                    boundaries: None,
-                };
-            }
-            ("bucketize", [_, rest @ ..])
-                if !rest.is_empty() && rest.iter().all(Option::is_some) =>
-            {
-                let b: Vec<f64> = rest.iter().flatten().copied().collect();
-                let k = b.len() as i64;
-                return Encoding::Categorical {
-                    num_ids: k + 2,
-                    missing_id: k + 1,
-                    hash_buckets: None,
-                    boundaries: Some(b),
-                };
-            }
-            _ => {}
-        }
-    }
-    match &col.dtype {
-        DataType::String => Encoding::Text,
-        DataType::List(_) => Encoding::Sequence,
-        _ => Encoding::Dense,
-    }
-}
-
 fn default_of(e: &Encoding) -> Json {
     match e {
         Encoding::Dense => json!(0.0),
@@ -201,6 +109,8 @@ impl Signature {
             inputs,
             outputs,
         } = defs.binding(name)?;
+        // Encodings were decided when the spec's columns were compiled.
+        let compiled = CompiledSpec::compile(defs, &spec.name)?;
         let inputs = spec_columns(spec, &inputs)?
             .into_iter()
             .enumerate()
@@ -224,7 +134,11 @@ impl Signature {
                         column: column.clone(),
                     },
                 };
-                let encoding = encoding(c);
+                let encoding = compiled
+                    .outputs
+                    .iter()
+                    .find(|o| o.name == c.name)
+                    .map_or(Encoding::Dense, |o| o.encoding.clone());
                 Input {
                     name: c.name.clone(),
                     index,
@@ -586,58 +500,5 @@ impl Signature {
                 &serde_json::to_string(&serde_json::to_string(self).expect("signatures serialize"))
                     .expect("strings serialize"),
             )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn col(expr: &str, dtype: DataType) -> OutputColumn {
-        OutputColumn {
-            name: "c".into(),
-            expr: expr.into(),
-            dtype,
-            role: ColumnRole::Transform,
-        }
-    }
-
-    #[test]
-    fn encodings_follow_the_transforms() {
-        assert_eq!(
-            encoding(&col(
-                "hash_bucket(COALESCE(u.city, ''), 64)",
-                DataType::Int64
-            )),
-            Encoding::Categorical {
-                num_ids: 65,
-                missing_id: 64,
-                hash_buckets: Some(64),
-                boundaries: None
-            }
-        );
-        assert_eq!(
-            encoding(&col("bucketize(a, -1.5, 0, 10)", DataType::Int64)),
-            Encoding::Categorical {
-                num_ids: 5,
-                missing_id: 4,
-                hash_buckets: None,
-                boundaries: Some(vec![-1.5, 0.0, 10.0])
-            }
-        );
-        // Not a literal bucket count, or wrapped: a plain number.
-        assert_eq!(
-            encoding(&col("hash_bucket(x, n)", DataType::Int64)),
-            Encoding::Dense
-        );
-        assert_eq!(
-            encoding(&col("bucketize(a, 1) + 1", DataType::Int64)),
-            Encoding::Dense
-        );
-        assert_eq!(encoding(&col("upper(s)", DataType::String)), Encoding::Text);
-        assert_eq!(
-            encoding(&col("l", DataType::List(Box::new(DataType::Int64)))),
-            Encoding::Sequence
-        );
     }
 }

@@ -398,6 +398,7 @@ mod tests {
             name: name.into(),
             dtype,
             expr: std::sync::Arc::new(Column::new(name, i)),
+            encoding: fstore_core::encoding::Encoding::Dense,
         };
         let window =
             |agg, input: Option<CompiledExpr>, filter: Option<CompiledExpr>| CompiledWindow {

@@ -216,6 +216,7 @@ mod tests {
             name: "x".into(),
             dtype,
             expr: std::sync::Arc::new(Column::new("x", 0)),
+            encoding: crate::encoding::Encoding::Dense,
         };
         CompiledWindow {
             name: "f".into(),
