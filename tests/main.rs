@@ -1,6 +1,7 @@
 //! End-to-end tests of the `fstore` binary and of the real servers the suite starts.
 
 mod cli;
+mod contract_dir;
 mod export;
 mod join;
 mod online_ops;

@@ -39,22 +39,7 @@ pub fn repo() -> PathBuf {
     PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
 }
 
-/// The contract vectors: `FSTORE_CONTRACT_DIR`, or `shared/contract` beside the repository.
-/// Missing, the test skips with a message, and fails where `FSTORE_REQUIRE_CONTRACT=1` (CI).
-pub fn contract_dir() -> Option<PathBuf> {
-    let d = std::env::var_os("FSTORE_CONTRACT_DIR")
-        .map_or_else(|| repo().join("../shared/contract"), PathBuf::from);
-    if d.exists() {
-        return Some(d);
-    }
-    assert!(
-        std::env::var("FSTORE_REQUIRE_CONTRACT").as_deref() != Ok("1"),
-        "the contract vectors are required but {} does not exist",
-        d.display()
-    );
-    eprintln!("skipped: no contract vectors at {}", d.display());
-    None
-}
+pub use crate::contract_dir::contract_dir;
 
 /// Runs the fstore binary.
 pub fn fstore(args: &[&str], cwd: &Path) -> Output {

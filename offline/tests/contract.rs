@@ -14,22 +14,7 @@ fn repo() -> PathBuf {
     PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")).join("..")
 }
 
-/// The contract vectors: `FSTORE_CONTRACT_DIR`, or `shared/contract` beside the repository.
-/// Missing, the tests skip with a message, and fail where `FSTORE_REQUIRE_CONTRACT=1` (CI).
-fn contract_dir() -> Option<PathBuf> {
-    let d = std::env::var_os("FSTORE_CONTRACT_DIR")
-        .map_or_else(|| repo().join("../shared/contract"), PathBuf::from);
-    if d.exists() {
-        return Some(d);
-    }
-    assert!(
-        std::env::var("FSTORE_REQUIRE_CONTRACT").as_deref() != Ok("1"),
-        "the contract vectors are required but {} does not exist",
-        d.display()
-    );
-    eprintln!("skipped: no contract vectors at {}", d.display());
-    None
-}
+use crate::contract_dir::contract_dir;
 
 async fn read_expected(path: &Path) -> RecordBatch {
     let ctx = fstore_offline::read::session();

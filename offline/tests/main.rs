@@ -1,6 +1,8 @@
 //! Batch engine tests: the contract vectors and a brute-force reference.
 
 mod contract;
+#[path = "../../tests/contract_dir.rs"]
+mod contract_dir;
 mod optimizer;
 mod ranges;
 mod reference;
