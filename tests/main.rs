@@ -1,5 +1,6 @@
 //! End-to-end tests of the `fstore` binary and of the real servers the suite starts.
 
+mod cases;
 mod cli;
 mod contract_dir;
 mod export;
