@@ -63,33 +63,7 @@ fn args() -> Args {
     a
 }
 
-/// A small deterministic generator (SplitMix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    /// `k` distinct numbers below `n`.
-    fn distinct(&mut self, k: usize, n: usize) -> Vec<usize> {
-        let mut seen = std::collections::HashSet::with_capacity(k);
-        let mut out = Vec::with_capacity(k);
-        while out.len() < k {
-            let x = self.below(n as u64) as usize;
-            if seen.insert(x) {
-                out.push(x);
-            }
-        }
-        out
-    }
-}
+use fstore_core::splitmix::SplitMix64 as Rng;
 
 const CITIES: [&str; 8] = [
     "Berlin",

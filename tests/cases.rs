@@ -80,13 +80,17 @@ fn load(dir: &Path) -> Case {
     }
 }
 
+fn column(name: &str, dtype: &DataType) -> Column {
+    Column {
+        name: name.to_string(),
+        dtype: dtype.clone(),
+    }
+}
+
 fn output_columns(spec: &SampleSpec) -> Vec<Column> {
     spec.columns
         .iter()
-        .map(|c| Column {
-            name: c.name.clone(),
-            dtype: c.dtype.clone(),
-        })
+        .map(|c| column(&c.name, &c.dtype))
         .collect()
 }
 
@@ -418,15 +422,13 @@ async fn reference(case: &Case) -> Vec<Vec<Value>> {
                         }
                     })
                     .collect();
-                let cols = r
-                    .features
-                    .iter()
-                    .map(|f| Column {
-                        name: f.name.clone(),
-                        dtype: f.dtype.clone(),
-                    })
-                    .collect();
-                (cols, out)
+                (
+                    r.features
+                        .iter()
+                        .map(|f| column(&f.name, &f.dtype))
+                        .collect(),
+                    out,
+                )
             }
             GroupKind::Window(w) => {
                 let mut exprs = Vec::new();
@@ -481,15 +483,13 @@ async fn reference(case: &Case) -> Vec<Vec<Value>> {
                             .collect()
                     })
                     .collect();
-                let cols = w
-                    .features
-                    .iter()
-                    .map(|f| Column {
-                        name: f.name.clone(),
-                        dtype: f.dtype.clone(),
-                    })
-                    .collect();
-                (cols, out)
+                (
+                    w.features
+                        .iter()
+                        .map(|f| column(&f.name, &f.dtype))
+                        .collect(),
+                    out,
+                )
             }
         };
         feature_tables.push((join.alias.clone(), columns, values));

@@ -19,6 +19,7 @@ pub mod functions;
 pub mod json;
 pub mod rows;
 pub mod semantics;
+pub mod splitmix;
 pub mod types;
 pub mod xorshift;
 

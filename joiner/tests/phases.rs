@@ -415,9 +415,17 @@ fn dead_letters(outlet: &MemoryOutlet) -> BTreeMap<Kind, usize> {
     out
 }
 
-/// What the data set's planted faults must produce.
-fn expected_dead_letters(rows: &[Row]) -> BTreeMap<Kind, usize> {
+/// What the data set's planted faults must produce, the events whose transform fails (`None`
+/// in the reference) among them.
+fn expected_dead_letters(
+    rows: &[Row],
+    want: &BTreeMap<i64, Option<Vec<Value>>>,
+) -> BTreeMap<Kind, usize> {
     let mut out = BTreeMap::new();
+    out.insert(
+        Kind::Transform,
+        want.values().filter(|s| s.is_none()).count(),
+    );
     let mut add = |k| *out.entry(k).or_default() += 1;
     for r in rows {
         match r {
@@ -456,11 +464,7 @@ fn a_bounded_run_gives_the_reference_samples_and_dead_letters() {
         "no transform failure planted"
     );
     assert_eq!(samples(&outlet), want);
-    let mut expected = expected_dead_letters(&data.rows);
-    expected.insert(
-        Kind::Transform,
-        want.values().filter(|s| s.is_none()).count(),
-    );
+    let expected = expected_dead_letters(&data.rows, &want);
     assert_eq!(dead_letters(&outlet), expected);
     assert_eq!(summary.counters.late as usize, expected[&Kind::Late]);
     assert_eq!(summary.pending, 0);
@@ -501,11 +505,7 @@ fn crashes_between_checkpoints_resume_to_the_same_samples_exactly_once() {
     let mut j = open(dir.path(), &data, &outlet, None);
     j.run(&Default::default()).unwrap();
     assert_eq!(samples(&outlet), want);
-    let mut expected = expected_dead_letters(&data.rows);
-    expected.insert(
-        Kind::Transform,
-        want.values().filter(|s| s.is_none()).count(),
-    );
+    let expected = expected_dead_letters(&data.rows, &want);
     assert_eq!(dead_letters(&outlet), expected);
 }
 

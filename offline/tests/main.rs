@@ -38,6 +38,19 @@ fn spills(plan: &dyn ExecutionPlan) -> usize {
             .sum::<usize>()
 }
 
+/// The example's `ctr` spec, compiled, and its sources' Parquet files.
+pub fn example() -> (CompiledSpec, HashMap<String, PathBuf>) {
+    let data = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
+        .join("../examples/ctr/data");
+    let defs = fstore_dsl::load_dir(&data.join("..")).unwrap();
+    let spec = CompiledSpec::compile(&defs, "ctr").unwrap();
+    let locations = ["impressions", "user_profile", "item_stats"]
+        .iter()
+        .map(|s| (s.to_string(), data.join(format!("{s}.parquet"))))
+        .collect();
+    (spec, locations)
+}
+
 /// Runs a sample job in `mode`; all samples in one batch.
 pub async fn run_job(
     mode: Mode,

@@ -3,8 +3,6 @@
 //! every stage) puts back sorts that were taken from under it, and its counts are metrics that
 //! `EXPLAIN ANALYZE` shows.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -17,7 +15,6 @@ use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMerge
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use fstore_offline::Range;
 use fstore_offline::asof::AsOfJoinExec;
-use fstore_registry::compiled::CompiledSpec;
 use futures::TryStreamExt;
 
 /// The plan with the sorts (and their round-robin spreads) under every as-of join removed.
@@ -53,14 +50,7 @@ fn count<T: ExecutionPlan>(plan: &Arc<dyn ExecutionPlan>) -> usize {
 
 #[tokio::test]
 async fn the_optimizer_restores_the_sorts_the_join_requires_and_metrics_show_its_counts() {
-    let data = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
-        .join("../examples/ctr/data");
-    let defs = fstore_dsl::load_dir(&data.join("..")).unwrap();
-    let spec = CompiledSpec::compile(&defs, "ctr").unwrap();
-    let locations: HashMap<String, PathBuf> = ["impressions", "user_profile", "item_stats"]
-        .iter()
-        .map(|s| (s.to_string(), data.join(format!("{s}.parquet"))))
-        .collect();
+    let (spec, locations) = crate::example();
     let (want, stats) =
         crate::run_job(crate::Mode::InMemory, &spec, &locations, Range::default()).await;
 

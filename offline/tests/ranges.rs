@@ -2,23 +2,14 @@
 //! exactly the samples a full run gives for the events in its range.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 use fstore_core::rows::value_at;
 use fstore_offline::Range;
-use fstore_registry::compiled::CompiledSpec;
 
 async fn run(mode: crate::Mode, range: Range) -> RecordBatch {
-    let data = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
-        .join("../examples/ctr/data");
-    let defs = fstore_dsl::load_dir(&data.join("..")).unwrap();
-    let spec = CompiledSpec::compile(&defs, "ctr").unwrap();
-    let locations: HashMap<String, PathBuf> = ["impressions", "user_profile", "item_stats"]
-        .iter()
-        .map(|s| (s.to_string(), data.join(format!("{s}.parquet"))))
-        .collect();
+    let (spec, locations) = crate::example();
     crate::run_job(mode, &spec, &locations, range).await.0
 }
 
