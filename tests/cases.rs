@@ -1,5 +1,7 @@
 //! The case kit: each folder of `tests/cases/` is one edge case of the contract, run through
-//! the batch engine and the streaming joiner and compared bit for bit with the samples a
+//! the batch engine, the streaming joiner and online serving (`fstore materialize` as of each
+//! event's time, then `GetModelInputs` from `fstore serve`) and compared bit for bit with the
+//! samples a
 //! brute-force reference (below, written plainly, sharing none of the engines' join, window,
 //! tie or assembly code) computes for it.
 //!
@@ -609,6 +611,138 @@ fn stream(case: &Case, work: &Path) -> Vec<Vec<Value>> {
         .collect()
 }
 
+/// Online serving: for each event time, the case's groups materialized as of it into an
+/// embedded store, `fstore serve` on it, and `GetModelInputs` for the events at that time.
+/// Returns, per event with an event time (in row order), the spec's default inputs.
+async fn online(case: &Case, work: &Path) -> Vec<Vec<Value>> {
+    use fstore_proto::v1 as pb;
+    let registry = work.join("registry");
+    let defs_dir = case.dir.join("defs");
+    let applied = crate::support::fstore(
+        &[
+            "apply",
+            defs_dir.to_str().unwrap(),
+            "--registry",
+            registry.to_str().unwrap(),
+        ],
+        work,
+    );
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "{}",
+        crate::support::text(&applied)
+    );
+    let sources: Vec<String> = case
+        .defs
+        .sources
+        .keys()
+        .map(|s| format!("{s}={}", work.join(format!("{s}.parquet")).display()))
+        .collect();
+    let groups: Vec<&str> = case.spec.joins.iter().map(|j| j.group.as_str()).collect();
+    let events_src = &case.defs.sources[&case.spec.source];
+    let ets = events_src
+        .columns
+        .iter()
+        .position(|c| c.name == events_src.event_time)
+        .unwrap();
+    let events: Vec<&Vec<Value>> = case.rows[&case.spec.source]
+        .iter()
+        .filter(|r| r[ets] != Value::Null)
+        .collect();
+    let mut times: Vec<i64> = events
+        .iter()
+        .map(|e| match e[ets] {
+            Value::Timestamp(t) => t,
+            _ => unreachable!(),
+        })
+        .collect();
+    times.sort_unstable();
+    times.dedup();
+    let inputs = case.spec.default_inputs();
+    let mut out: BTreeMap<usize, Vec<Value>> = BTreeMap::new();
+    for (k, &t) in times.iter().enumerate() {
+        let store = format!("rocksdb://{}", work.join(format!("online-{k}")).display());
+        let at = fstore_core::json::format_timestamp(t);
+        let mut args = vec!["materialize"];
+        args.extend(&groups);
+        args.extend([
+            "--as-of",
+            &at,
+            "--online",
+            &store,
+            "--registry",
+            registry.to_str().unwrap(),
+        ]);
+        for s in &sources {
+            args.extend(["--source", s.as_str()]);
+        }
+        let m = crate::support::fstore(&args, work);
+        assert_eq!(m.status.code(), Some(0), "{}", crate::support::text(&m));
+        let server = crate::online_serve::Server::start(&registry, &store, "fstore");
+        let mut client = server.client().await;
+        let at_t: Vec<usize> = (0..events.len())
+            .filter(|&i| events[i][ets] == Value::Timestamp(t))
+            .collect();
+        let rows = at_t
+            .iter()
+            .map(|&i| pb::EventRow {
+                columns: events_src
+                    .columns
+                    .iter()
+                    .zip(events[i])
+                    .filter_map(|(c, v)| {
+                        let value = match v {
+                            Value::Null => return None,
+                            Value::Boolean(b) => pb::scalar::Value::BoolValue(*b),
+                            Value::Int64(n) => pb::scalar::Value::Int64Value(*n),
+                            Value::Double(d) => pb::scalar::Value::DoubleValue(*d),
+                            Value::String(s) => pb::scalar::Value::StringValue(s.clone()),
+                            Value::Timestamp(t) => pb::scalar::Value::TimestampUs(*t),
+                            Value::List(_) => return None,
+                        };
+                        Some((c.name.clone(), pb::Scalar { value: Some(value) }))
+                    })
+                    .collect(),
+            })
+            .collect();
+        let resp = client
+            .get_model_inputs(pb::GetModelInputsRequest {
+                model: case.spec.name.clone(),
+                rows,
+                request_time_us: Some(t),
+            })
+            .await
+            .unwrap_or_else(|s| panic!("{}: GetModelInputs: {s:?}", case.name))
+            .into_inner();
+        let names: Vec<&str> = resp.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, inputs, "{}: GetModelInputs columns", case.name);
+        for (r, &i) in at_t.iter().enumerate() {
+            let row = resp
+                .columns
+                .iter()
+                .map(|c| crate::online_serve::column_value(&c.dtype, c.values.as_ref().unwrap(), r))
+                .collect();
+            out.insert(i, row);
+        }
+    }
+    out.into_values().collect()
+}
+
+/// The default inputs of expected samples (the columns `GetModelInputs` answers), in order.
+fn inputs_of(case: &Case, samples: &[Vec<Value>]) -> Vec<Vec<Value>> {
+    let at: Vec<usize> = case
+        .spec
+        .default_inputs()
+        .iter()
+        .map(|n| case.spec.columns.iter().position(|c| &c.name == n).unwrap())
+        .collect();
+    samples
+        .iter()
+        .map(|s| at.iter().map(|&c| s[c].clone()).collect())
+        .collect()
+}
+
 // ---- comparison ----------------------------------------------------------------------
 
 /// Bitwise equality: doubles by their bits (-0.0 is not 0.0), NULL only equal to NULL. NaNs
@@ -659,7 +793,7 @@ fn diffs(what: &str, got: &[Vec<Value>], want: &[Vec<Value>], columns: &[Column]
 }
 
 #[tokio::test]
-async fn every_case_gives_its_expected_samples_in_batch_and_stream() {
+async fn every_case_gives_its_expected_samples_in_batch_stream_and_online() {
     let bless = std::env::var("FSTORE_BLESS").as_deref() == Ok("1");
     let mut failures = Vec::new();
     for case in cases() {
@@ -692,6 +826,23 @@ async fn every_case_gives_its_expected_samples_in_batch_and_stream() {
             &stream(&case, work.path()),
             &expected,
             &columns,
+        ));
+        // Online: what GetModelInputs answers for each event at its time, after the store was
+        // materialized as of that time, equals the sample's inputs.
+        let input_columns: Vec<Column> = case
+            .spec
+            .default_inputs()
+            .iter()
+            .map(|n| {
+                let c = case.spec.columns.iter().find(|c| &c.name == n).unwrap();
+                column(&c.name, &c.dtype)
+            })
+            .collect();
+        found.extend(diffs(
+            "online",
+            &online(&case, work.path()).await,
+            &inputs_of(&case, &expected),
+            &input_columns,
         ));
         failures.extend(
             found

@@ -109,7 +109,7 @@ impl Drop for Server {
     }
 }
 
-fn column_value(dtype: &str, c: &pb::Column, i: usize) -> Value {
+pub fn column_value(dtype: &str, c: &pb::Column, i: usize) -> Value {
     if !c.valid[i] {
         return Value::Null;
     }
