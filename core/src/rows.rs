@@ -153,6 +153,11 @@ impl ColumnBuilder {
         Ok(())
     }
 
+    /// The type of the column being built.
+    pub fn dtype(&self) -> &DataType {
+        &self.dtype
+    }
+
     /// Whether [`ColumnBuilder::append`] takes `v`.
     pub fn fits(&self, v: &Value) -> bool {
         matches!(
