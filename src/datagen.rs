@@ -19,7 +19,7 @@ use arrow::datatypes::Schema;
 use fstore_core::codec::Value;
 use fstore_core::json::{encode_row, to_json};
 use fstore_core::rows::rows_to_batch;
-use fstore_registry::model::Source;
+use fstore_registry::model::{Definitions, Source};
 use fstore_registry::schema::source_schema;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -207,9 +207,6 @@ pub fn generate(args: &GenArgs, out: &Path) -> Result<()> {
         .collect();
     let defs = fstore_dsl::compile_files(files)
         .map_err(|d| anyhow::anyhow!("the embedded ctr definitions do not compile:\n{d}"))?;
-    let start: i64 = 1_704_067_200_000_000; // 2024-01-01T00:00:00Z
-    let end = start + args.days * DAY;
-    let (n_users, n_items) = (args.users.max(20), args.items.max(10));
     let mut g = Gen {
         rng: Rng(args.seed),
         specials: !args.no_special_floats,
@@ -218,173 +215,20 @@ pub fn generate(args: &GenArgs, out: &Path) -> Result<()> {
         profiles: Vec::new(),
         items: Vec::new(),
     };
-    // Users and items without any feature row.
-    let no_profile = (n_users / 25).max(2);
-    let no_stats = (n_items / 12).max(2);
-    g.meta.insert("users_without_profile", no_profile as u64);
-    g.meta.insert("items_without_stats", no_stats as u64);
-    let profiled = n_users - no_profile;
-    let stated = n_items - no_stats;
-    // Boundary users/items get only planted rows; regular ones random rows from 10 days before.
-    let boundary = 6.min(profiled / 4);
-    let boundary_items = 6.min(stated / 4);
-    for _ in 0..args.profile_rows {
-        let u = boundary + g.rng.below((profiled - boundary) as u64) as usize;
-        let ts = g.rng.range(start - 10 * DAY, end);
-        g.profile(u, ts);
-    }
-    for _ in 0..args.item_rows {
-        let i = boundary_items + g.rng.below((stated - boundary_items) as u64) as usize;
-        let ts = g.rng.range(start - 3 * DAY, end);
-        g.item_row(item_id(i, n_items), ts);
-    }
-    for _ in 0..args.impressions {
-        // Skewed toward low user numbers, so some users have many events.
-        let u = ((g.rng.unit().powi(2)) * n_users as f64) as usize % n_users;
-        let i = g.rng.below(n_items as u64) as usize;
-        let ts = g.rng.range(start, end);
-        g.impression(u, item_id(i, n_items), ts);
-    }
-    // TTL boundaries: one row, then events exactly TTL later and TTL + 1 µs later.
-    for b in 0..boundary {
-        let t0 = start - 15 * DAY + b as i64 * HOUR + 17;
-        g.profile(b, t0);
-        let it = item_id(g.rng.below(n_items as u64) as usize, n_items);
-        g.impression(b, it, t0 + 30 * DAY);
-        g.count("up_exactly_ttl_before");
-        g.impression(b, it, t0 + 30 * DAY + 1);
-        g.count("up_ttl_plus_1us_before");
-    }
-    for b in 0..boundary_items {
-        let t0 = start + DAY + b as i64 * HOUR + 29;
-        let id = item_id(b, n_items);
-        g.item_row(id, t0);
-        let u = g.rng.below(n_users as u64) as usize;
-        g.impression(u, id, t0 + 7 * DAY);
-        g.count("is_exactly_ttl_before");
-        g.impression(u, id, t0 + 7 * DAY + 1);
-        g.count("is_ttl_plus_1us_before");
-    }
-    let base: Vec<(i64, Vec<Value>)> =
-        g.impressions[..args.impressions.min(g.impressions.len())].to_vec();
-    let user_of = |row: &Vec<Value>| match &row[1] {
-        Value::String(s) => s.trim_start_matches("user_").parse::<usize>().unwrap_or(0),
-        _ => 0,
-    };
-    let item_of = |row: &Vec<Value>| match row[2] {
-        Value::Int64(i) => i,
-        _ => 0,
-    };
-    let picks = (base.len() / 60).max(3);
-    for k in 0..picks {
-        let (ts, row) = base[g.rng.below(base.len() as u64) as usize].clone();
-        let (u, it) = (user_of(&row), item_of(&row));
-        match k % 5 {
-            // A feature row at exactly the event's ts: included (as-of is inclusive).
-            0 if u >= boundary && u < profiled => {
-                g.profile(u, ts);
-                g.count("up_ts_equals_impression");
-            }
-            1 => {
-                g.item_row(it, ts);
-                g.count("is_ts_equals_impression");
-            }
-            // Several events of one user at the same ts: none sees the others in its windows.
-            2 => {
-                for _ in 0..3 {
-                    let other = item_id(g.rng.below(n_items as u64) as usize, n_items);
-                    g.impression(u, other, ts);
-                }
-                g.count("impressions_dup_user_ts_targets");
-            }
-            // Window edges: exactly 1 and 7 days later (the earlier event leaves the window)
-            // and 1 µs less (it is still inside).
-            3 => {
-                for (d, what) in [
-                    (DAY, "impressions_plus_1d"),
-                    (DAY - 1, "impressions_plus_1d_minus_1us"),
-                    (7 * DAY, "impressions_plus_7d"),
-                    (7 * DAY - 1, "impressions_plus_7d_minus_1us"),
-                ] {
-                    if ts + d < end {
-                        g.impression(u, it, ts + d);
-                        g.count(what);
-                    }
-                }
-            }
-            // Ties: two rows of one key at one ts with different values.
-            _ if u >= boundary && u < profiled => {
-                let t = ts - g.rng.range(1, 3 * DAY);
-                g.profile(u, t);
-                g.profile(u, t);
-                g.count("profile_ties");
-                let it_t = ts - g.rng.range(1, DAY);
-                if let Some(i) = (boundary_items..stated)
-                    .map(|i| item_id(i, n_items))
-                    .find(|&i| i == it)
-                {
-                    g.item_row(i, it_t);
-                    g.item_row(i, it_t);
-                    g.count("item_ties");
-                }
-            }
-            _ => {}
-        }
-    }
+    let l = Layout::new(args, &mut g.meta);
+    g.random_rows(args, &l);
+    g.ttl_boundaries(&l);
+    g.planted(args.impressions, &l);
     let counts = [
         ("impressions", g.impressions.len()),
         ("user_profile", g.profiles.len()),
         ("item_stats", g.items.len()),
     ];
     fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
-    let mut arrival: Vec<(i64, i64, String)> = Vec::new();
-    for (name, rows) in [
-        ("impressions", &g.impressions),
-        ("user_profile", &g.profiles),
-        ("item_stats", &g.items),
-    ] {
-        let source = defs.source(name)?;
-        let mut rows: Vec<(i64, Vec<Value>)> = rows.clone();
-        g.rng.shuffle(&mut rows);
-        write_parquet(source, &rows, &out.join(format!("{name}.parquet")))?;
-        if !args.no_json {
-            write_jsonl(source, &rows, &out.join(format!("{name}.jsonl")))?;
-            for (ts, row) in &rows {
-                // About 2% arrive up to 10 minutes late.
-                let late = if g.rng.chance(0.02) {
-                    g.rng.range(1, 10 * MINUTE)
-                } else {
-                    0
-                };
-                if late > 0 {
-                    *g.meta
-                        .entry(match name {
-                            "impressions" => "events_late_impressions",
-                            "user_profile" => "events_late_user_profile",
-                            _ => "events_late_item_stats",
-                        })
-                        .or_default() += 1;
-                }
-                let mut obj = serde_json::Map::new();
-                obj.insert("table".into(), name.into());
-                for (c, v) in source.columns.iter().zip(row) {
-                    obj.insert(c.name.clone(), to_json(v));
-                }
-                arrival.push((ts + late, *ts, serde_json::Value::Object(obj).to_string()));
-            }
-        }
-    }
-    if !args.no_json {
-        arrival.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| a.2.cmp(&b.2)));
-        let mut w = BufWriter::new(File::create(out.join("events.jsonl"))?);
-        for (_, _, line) in arrival {
-            writeln!(w, "{line}")?;
-        }
-        w.flush()?;
-    }
+    g.write_tables(&defs, !args.no_json, out)?;
     let meta = serde_json::json!({
         "args": {
-            "impressions": args.impressions, "users": n_users, "items": n_items, "profile_rows": args.profile_rows,
+            "impressions": args.impressions, "users": l.users, "items": l.items, "profile_rows": args.profile_rows,
             "item_rows": args.item_rows, "days": args.days, "seed": args.seed, "special_floats": !args.no_special_floats,
         },
         "edge_cases": g.meta,
@@ -402,6 +246,245 @@ pub fn generate(args: &GenArgs, out: &Path) -> Result<()> {
         out.display()
     );
     Ok(())
+}
+
+/// The shape of the data set: its span of time, and which users and items get which rows.
+struct Layout {
+    start: i64,
+    end: i64,
+    users: usize,
+    items: usize,
+    /// Users `0..boundary` and items `0..boundary_items` get only planted rows (the TTL
+    /// boundaries); the others random rows.
+    boundary: usize,
+    boundary_items: usize,
+    /// Users from `profiled` and items from `stated` on get no feature row at all.
+    profiled: usize,
+    stated: usize,
+}
+
+impl Layout {
+    /// The layout for `args`, counting the users and items without feature rows in `meta`.
+    fn new(args: &GenArgs, meta: &mut BTreeMap<&'static str, u64>) -> Self {
+        let start: i64 = 1_704_067_200_000_000; // 2024-01-01T00:00:00Z
+        let (users, items) = (args.users.max(20), args.items.max(10));
+        // Users and items without any feature row.
+        let no_profile = (users / 25).max(2);
+        let no_stats = (items / 12).max(2);
+        meta.insert("users_without_profile", no_profile as u64);
+        meta.insert("items_without_stats", no_stats as u64);
+        let profiled = users - no_profile;
+        let stated = items - no_stats;
+        Layout {
+            start,
+            end: start + args.days * DAY,
+            users,
+            items,
+            boundary: 6.min(profiled / 4),
+            boundary_items: 6.min(stated / 4),
+            profiled,
+            stated,
+        }
+    }
+
+    /// Whether user `u` gets random feature rows.
+    fn regular_user(&self, u: usize) -> bool {
+        u >= self.boundary && u < self.profiled
+    }
+}
+
+/// The user of an impression row.
+fn user_of(row: &[Value]) -> usize {
+    match &row[1] {
+        Value::String(s) => s.trim_start_matches("user_").parse::<usize>().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// The item of an impression row.
+fn item_of(row: &[Value]) -> i64 {
+    match row[2] {
+        Value::Int64(i) => i,
+        _ => 0,
+    }
+}
+
+impl Gen {
+    /// The random rows: regular users' and items' feature rows from 10 and 3 days before the
+    /// first impression, and the impressions.
+    fn random_rows(&mut self, args: &GenArgs, l: &Layout) {
+        for _ in 0..args.profile_rows {
+            let u = l.boundary + self.rng.below((l.profiled - l.boundary) as u64) as usize;
+            let ts = self.rng.range(l.start - 10 * DAY, l.end);
+            self.profile(u, ts);
+        }
+        for _ in 0..args.item_rows {
+            let i =
+                l.boundary_items + self.rng.below((l.stated - l.boundary_items) as u64) as usize;
+            let ts = self.rng.range(l.start - 3 * DAY, l.end);
+            self.item_row(item_id(i, l.items), ts);
+        }
+        for _ in 0..args.impressions {
+            // Skewed toward low user numbers, so some users have many events.
+            let u = ((self.rng.unit().powi(2)) * l.users as f64) as usize % l.users;
+            let i = self.rng.below(l.items as u64) as usize;
+            let ts = self.rng.range(l.start, l.end);
+            self.impression(u, item_id(i, l.items), ts);
+        }
+    }
+
+    /// TTL boundaries: one row, then events exactly TTL later and TTL + 1 µs later.
+    fn ttl_boundaries(&mut self, l: &Layout) {
+        for b in 0..l.boundary {
+            let t0 = l.start - 15 * DAY + b as i64 * HOUR + 17;
+            self.profile(b, t0);
+            let it = item_id(self.rng.below(l.items as u64) as usize, l.items);
+            self.impression(b, it, t0 + 30 * DAY);
+            self.count("up_exactly_ttl_before");
+            self.impression(b, it, t0 + 30 * DAY + 1);
+            self.count("up_ttl_plus_1us_before");
+        }
+        for b in 0..l.boundary_items {
+            let t0 = l.start + DAY + b as i64 * HOUR + 29;
+            let id = item_id(b, l.items);
+            self.item_row(id, t0);
+            let u = self.rng.below(l.users as u64) as usize;
+            self.impression(u, id, t0 + 7 * DAY);
+            self.count("is_exactly_ttl_before");
+            self.impression(u, id, t0 + 7 * DAY + 1);
+            self.count("is_ttl_plus_1us_before");
+        }
+    }
+
+    /// The edge cases planted around random impressions (of the first `impressions`), one
+    /// kind after another.
+    fn planted(&mut self, impressions: usize, l: &Layout) {
+        let base: Vec<(i64, Vec<Value>)> =
+            self.impressions[..impressions.min(self.impressions.len())].to_vec();
+        let picks = (base.len() / 60).max(3);
+        for k in 0..picks {
+            let (ts, row) = base[self.rng.below(base.len() as u64) as usize].clone();
+            self.plant(k % 5, ts, user_of(&row), item_of(&row), l);
+        }
+    }
+
+    /// Plants edge case `kind` around an impression of user `u` and item `it` at `ts`.
+    fn plant(&mut self, kind: usize, ts: i64, u: usize, it: i64, l: &Layout) {
+        match kind {
+            // A feature row at exactly the event's ts: included (as-of is inclusive).
+            0 if l.regular_user(u) => {
+                self.profile(u, ts);
+                self.count("up_ts_equals_impression");
+            }
+            1 => {
+                self.item_row(it, ts);
+                self.count("is_ts_equals_impression");
+            }
+            // Several events of one user at the same ts: none sees the others in its windows.
+            2 => {
+                for _ in 0..3 {
+                    let other = item_id(self.rng.below(l.items as u64) as usize, l.items);
+                    self.impression(u, other, ts);
+                }
+                self.count("impressions_dup_user_ts_targets");
+            }
+            // Window edges: exactly 1 and 7 days later (the earlier event leaves the window)
+            // and 1 µs less (it is still inside).
+            3 => {
+                for (d, what) in [
+                    (DAY, "impressions_plus_1d"),
+                    (DAY - 1, "impressions_plus_1d_minus_1us"),
+                    (7 * DAY, "impressions_plus_7d"),
+                    (7 * DAY - 1, "impressions_plus_7d_minus_1us"),
+                ] {
+                    if ts + d < l.end {
+                        self.impression(u, it, ts + d);
+                        self.count(what);
+                    }
+                }
+            }
+            // Ties: two rows of one key at one ts with different values.
+            _ if l.regular_user(u) => {
+                let t = ts - self.rng.range(1, 3 * DAY);
+                self.profile(u, t);
+                self.profile(u, t);
+                self.count("profile_ties");
+                let it_t = ts - self.rng.range(1, DAY);
+                if let Some(i) = (l.boundary_items..l.stated)
+                    .map(|i| item_id(i, l.items))
+                    .find(|&i| i == it)
+                {
+                    self.item_row(i, it_t);
+                    self.item_row(i, it_t);
+                    self.count("item_ties");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Writes each table in shuffled order as Parquet and, with `json`, as JSON lines, and
+    /// `events.jsonl`: every row of every table in arrival order.
+    fn write_tables(&mut self, defs: &Definitions, json: bool, out: &Path) -> Result<()> {
+        let mut arrival: Vec<(i64, i64, String)> = Vec::new();
+        for name in ["impressions", "user_profile", "item_stats"] {
+            let source = defs.source(name)?;
+            let mut rows = match name {
+                "impressions" => self.impressions.clone(),
+                "user_profile" => self.profiles.clone(),
+                _ => self.items.clone(),
+            };
+            self.rng.shuffle(&mut rows);
+            write_parquet(source, &rows, &out.join(format!("{name}.parquet")))?;
+            if json {
+                write_jsonl(source, &rows, &out.join(format!("{name}.jsonl")))?;
+                self.arrive(name, source, &rows, &mut arrival);
+            }
+        }
+        if json {
+            arrival.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| a.2.cmp(&b.2)));
+            let mut w = BufWriter::new(File::create(out.join("events.jsonl"))?);
+            for (_, _, line) in arrival {
+                writeln!(w, "{line}")?;
+            }
+            w.flush()?;
+        }
+        Ok(())
+    }
+
+    /// The rows of table `name` as they arrive on the stream: (arrival time, ts, the row's JSON
+    /// with its table), about 2% of them up to 10 minutes late (counted in the meta).
+    fn arrive(
+        &mut self,
+        name: &str,
+        source: &Source,
+        rows: &[(i64, Vec<Value>)],
+        arrival: &mut Vec<(i64, i64, String)>,
+    ) {
+        for (ts, row) in rows {
+            let late = if self.rng.chance(0.02) {
+                self.rng.range(1, 10 * MINUTE)
+            } else {
+                0
+            };
+            if late > 0 {
+                *self
+                    .meta
+                    .entry(match name {
+                        "impressions" => "events_late_impressions",
+                        "user_profile" => "events_late_user_profile",
+                        _ => "events_late_item_stats",
+                    })
+                    .or_default() += 1;
+            }
+            let mut obj = serde_json::Map::new();
+            obj.insert("table".into(), name.into());
+            for (c, v) in source.columns.iter().zip(row) {
+                obj.insert(c.name.clone(), to_json(v));
+            }
+            arrival.push((ts + late, *ts, serde_json::Value::Object(obj).to_string()));
+        }
+    }
 }
 
 fn write_parquet(source: &Source, rows: &[(i64, Vec<Value>)], path: &Path) -> Result<()> {
